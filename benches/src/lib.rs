@@ -1,0 +1,1 @@
+//! Shared fixtures of the benchmarks: the metric sets they record into.
