@@ -209,11 +209,11 @@ impl<M: MetricSet> Deref for MetricSetHandle<M> {
     }
 }
 
-impl<M: MetricSet + std::fmt::Debug> std::fmt::Debug for MetricSetHandle<M> {
+impl<M: MetricSet> std::fmt::Debug for MetricSetHandle<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricSetHandle")
+            .field("set", &M::DESCRIPTOR.name)
             .field("id", &self.id)
-            .field("set", &*self.set)
             .finish()
     }
 }

@@ -2,7 +2,7 @@
 //! struct when something is wrong, so one mistake does not cascade.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote};
 use syn::spanned::Spanned;
 use syn::{Fields, GenericArgument, ItemStruct, PathArguments, Type};
 
@@ -95,7 +95,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             errors.push(named.span(), "a metric set holds at most 65535 fields");
         }
         for field in &mut named.named {
-            match parse_field(field, &mut errors) {
+            let (written_ty, parsed) = parse_field(field, &mut errors);
+            match parsed {
                 Some(f) => {
                     field.ty = syn::parse2(f.ty.clone()).expect("instrument type tokens parse");
                     if let Some(prev) = fields.iter().find(|p: &&Field| p.name == f.name) {
@@ -109,9 +110,12 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                     }
                     fields.push(f);
                 }
-                // Fallback: keep the field so later code still resolves, with no type
-                // to trip over.
-                None => field.ty = syn::parse_quote!(()),
+                // Fallback: keep the field so later code still resolves; an unsupported
+                // type becomes `()` so that it adds no error of its own.
+                None => match written_ty {
+                    Some(ty) => field.ty = syn::parse2(ty).expect("instrument type tokens parse"),
+                    None => field.ty = syn::parse_quote!(()),
+                },
             }
             field.attrs.retain(|a| !a.path().is_ident("metric"));
         }
@@ -130,8 +134,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     )
 }
 
-fn parse_field(field: &syn::Field, errors: &mut Errors) -> Option<Field> {
-    let ident = field.ident.clone()?;
+/// The field's (checked) type, and the whole field when nothing is wrong with it.
+fn parse_field(field: &syn::Field, errors: &mut Errors) -> (Option<TokenStream>, Option<Field>) {
+    let Some(ident) = field.ident.clone() else {
+        return (None, None);
+    };
     let args = helper_args(&field.attrs, "metric", FIELD_ARGS, errors);
     let mut name = ident.to_string();
     let mut name_span = ident.span();
@@ -195,19 +202,23 @@ fn parse_field(field: &syn::Field, errors: &mut Errors) -> Option<Field> {
             ),
         );
     }
-    let ty = instrument_type(&field.ty, max_buckets, errors)?;
-    Some(Field {
-        ident,
-        ty,
-        name,
-        unit: unit?,
-        brief: brief?,
-        stability: field_stability,
-    })
-    .filter(|_| name_ok)
+    let ty = instrument_type(&field.ty, max_buckets, errors);
+    let parsed = match (&ty, unit, brief) {
+        (Some(ty), Some(unit), Some(brief)) if name_ok => Some(Field {
+            ident,
+            ty: ty.clone(),
+            name,
+            unit,
+            brief,
+            stability: field_stability,
+        }),
+        _ => None,
+    };
+    (ty, parsed)
 }
 
-/// Resolves the written field type to an absolute instrument type, checking generics.
+/// Checks the written field type and returns it as written (imports stay used), with a
+/// histogram budget from `max_buckets` applied.
 fn instrument_type(
     ty: &Type,
     max_buckets: Option<(usize, Span)>,
@@ -236,7 +247,6 @@ fn instrument_type(
             return None;
         }
     };
-    let ident = format_ident!("{}", kind);
     let generics: Vec<&GenericArgument> = match &segment.arguments {
         PathArguments::None => Vec::new(),
         PathArguments::AngleBracketed(a) => a.args.iter().collect(),
@@ -257,7 +267,7 @@ fn instrument_type(
                 errors.push(segment.arguments.span(), "`Mmsc` takes no type parameter");
                 return None;
             }
-            Some(quote_spanned!(ty.span()=> ::metric_schema::Mmsc))
+            Some(quote!(#ty))
         }
         "Histogram" => {
             let written = match generics.as_slice() {
@@ -286,9 +296,14 @@ fn instrument_type(
                 }
                 (_, Some((m, _))) => m,
                 (Some(w), None) => w,
-                (None, None) => return Some(quote!(::metric_schema::Histogram)),
+                (None, None) => return Some(quote!(#ty)),
             };
-            Some(quote!(::metric_schema::Histogram<#buckets>))
+            // Keep the path as the user wrote it (their imports stay used); set the budget.
+            let mut with_budget = path.clone();
+            if let Some(last) = with_budget.path.segments.last_mut() {
+                last.arguments = PathArguments::AngleBracketed(syn::parse_quote!(<#buckets>));
+            }
+            Some(quote!(#with_budget))
         }
         _ => {
             let value = match generics.as_slice() {
@@ -298,10 +313,7 @@ fn instrument_type(
                 _ => None,
             };
             match value {
-                Some(v) if allowed.contains(&v.as_str()) => {
-                    let v = format_ident!("{}", v);
-                    Some(quote!(::metric_schema::#ident<#v>))
-                }
+                Some(v) if allowed.contains(&v.as_str()) => Some(quote!(#ty)),
                 _ => {
                     errors.push(
                         if generics.is_empty() {

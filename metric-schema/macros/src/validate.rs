@@ -123,8 +123,7 @@ fn term(s: &str) -> Result<&str, String> {
     }
     if !is_atom(symbol) {
         return Err(format!(
-            "unknown unit symbol `{symbol}` (known: {}, with SI or binary prefixes such as k, M, m, u, n, Ki, Mi)",
-            ATOMS.join(", ")
+            "unknown unit symbol `{symbol}`; use a UCUM symbol such as `s`, `ms`, `By`, `KiBy`, `1`, or an annotation such as `{{item}}`"
         ));
     }
     let rest = &s[end..];

@@ -1,0 +1,65 @@
+//! A full queue never blocks the core and never loses a value.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Consumer;
+use metric_schema::{Counter, ReportOutcome, Reporter, metric_set};
+
+/// One counter.
+#[metric_set(name = "test.queue")]
+pub struct One {
+    /// Items.
+    #[metric(unit = "{item}")]
+    pub items: Counter<u64>,
+}
+
+#[test]
+fn values_wait_in_the_set_while_the_queue_is_full() {
+    let (tx, rx) = metric_schema::channel(1);
+    let mut reporter = Reporter::new(tx, 0, 0);
+    let set = reporter.register::<One, _>(&());
+    let id = set.id().unwrap();
+    let mut consumer = Consumer::default();
+
+    set.items.add(1);
+    assert_eq!(reporter.report(), ReportOutcome::Sent);
+    set.items.add(10);
+    assert_eq!(reporter.report(), ReportOutcome::Deferred);
+    assert_eq!(set.items.get(), 10, "the deferred values stay in the set");
+    set.items.add(100);
+    assert_eq!(reporter.report(), ReportOutcome::Deferred);
+    assert_eq!(reporter.stats().deferred, 2);
+
+    consumer.drain(&rx);
+    assert_eq!(reporter.report(), ReportOutcome::Sent);
+    consumer.drain(&rx);
+    assert_eq!(consumer.total(id, 0).int, 111);
+    assert_eq!(metric_schema::lost_values(), 0);
+}
+
+#[test]
+fn shutdown_waits_for_room_until_its_deadline() {
+    let (tx, rx) = metric_schema::channel(1);
+    let mut reporter = Reporter::new(tx, 0, 0);
+    let set = reporter.register::<One, _>(&());
+    let id = set.id().unwrap();
+    set.items.add(2);
+    reporter.report();
+    set.items.add(3);
+    drop(set);
+
+    let consumer = std::thread::spawn(move || {
+        let mut consumer = Consumer::default();
+        while let Some(batch) = rx.recv() {
+            consumer.apply(&batch);
+        }
+        consumer
+    });
+    let outcome = reporter.shutdown(Instant::now() + Duration::from_secs(30));
+    assert_eq!(outcome, ReportOutcome::Sent);
+    let consumer = consumer.join().unwrap();
+    assert_eq!(consumer.total(id, 0).int, 5);
+    assert!(consumer.unregistered.contains(&id));
+}
