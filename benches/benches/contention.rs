@@ -53,7 +53,9 @@ fn own_set(iters: u64) {
 fn contention(c: &mut Criterion) {
     let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
     let mut group = c.benchmark_group("contention");
-    group.bench_function("one_thread", |b| b.iter_custom(|iters| run_threads(1, iters, own_set)));
+    group.bench_function("one_thread", |b| {
+        b.iter_custom(|iters| run_threads(1, iters, own_set))
+    });
     if cores >= 2 {
         group.bench_function("two_threads_own_sets", |b| {
             b.iter_custom(|iters| run_threads(2, iters, own_set));

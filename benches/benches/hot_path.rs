@@ -31,7 +31,9 @@ fn hot_path(c: &mut Criterion) {
     let (sender, _receiver) = metric_schema::channel(4);
     let mut reporter = metric_schema::Reporter::new(sender, 0, 0);
     let set = reporter.register::<HotSet, _>(&());
-    group.bench_function("counter_add", |b| b.iter(|| black_box(&*set).counter.add(1)));
+    group.bench_function("counter_add", |b| {
+        b.iter(|| black_box(&*set).counter.add(1))
+    });
     let mut i = 0u64;
     group.bench_function("gauge_set", |b| {
         b.iter(|| {

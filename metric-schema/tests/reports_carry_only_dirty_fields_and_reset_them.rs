@@ -126,7 +126,10 @@ fn gauges_and_observed_totals_are_sent_only_when_they_change() {
     reporter.report();
     let batch = rx.try_recv().unwrap();
     let fields: Vec<_> = batch.sets().next().unwrap().fields().collect();
-    assert_eq!(fields, vec![(2, FieldValue::U64(0)), (3, FieldValue::U64(1500))]);
+    assert_eq!(
+        fields,
+        vec![(2, FieldValue::U64(0)), (3, FieldValue::U64(1500))]
+    );
 }
 
 #[test]

@@ -15,7 +15,10 @@ pub struct One {
 fn register_and_report_go_through_the_installed_reporter() {
     let (tx, rx) = metric_schema::channel(4);
     let guard = metric_schema::install(Reporter::new(tx.clone(), 2, 0)).expect("first install");
-    assert!(metric_schema::install(Reporter::new(tx, 2, 0)).is_err(), "one per thread");
+    assert!(
+        metric_schema::install(Reporter::new(tx, 2, 0)).is_err(),
+        "one per thread"
+    );
     let set = metric_schema::register::<One, _>(&());
     set.items.add(3);
     assert_eq!(metric_schema::report(), Some(ReportOutcome::Sent));

@@ -315,14 +315,14 @@ fn instrument_type(
             match value {
                 Some(v) if allowed.contains(&v.as_str()) => Some(quote!(#ty)),
                 _ => {
+                    let (span, found) = match generics.first() {
+                        Some(g) => (g.span(), format!(", not `{}`", quote!(#g))),
+                        None => (ty.span(), String::new()),
+                    };
                     errors.push(
-                        if generics.is_empty() {
-                            ty.span()
-                        } else {
-                            segment.arguments.span()
-                        },
+                        span,
                         format!(
-                            "`{kind}` records one of {}: write `{kind}<{}>`",
+                            "`{kind}` records one of {}{found}: write `{kind}<{}>`",
                             allowed.join(", "),
                             allowed[0]
                         ),

@@ -60,7 +60,8 @@ impl Consumer {
                 let total = self.totals.entry((set.set_id, field)).or_default();
                 let cumulative = matches!(
                     desc.temporality,
-                    metric_schema::Temporality::Cumulative | metric_schema::Temporality::Instantaneous
+                    metric_schema::Temporality::Cumulative
+                        | metric_schema::Temporality::Instantaneous
                 );
                 match value {
                     FieldValue::U64(v) if cumulative => total.int = i128::from(v),
@@ -84,7 +85,10 @@ impl Consumer {
             }
         }
         for id in batch.unregistrations() {
-            assert!(self.registrations.contains_key(id), "unregistration of unknown {id:?}");
+            assert!(
+                self.registrations.contains_key(id),
+                "unregistration of unknown {id:?}"
+            );
             assert!(self.unregistered.insert(*id), "{id:?} unregistered twice");
         }
     }
