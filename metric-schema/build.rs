@@ -38,7 +38,16 @@ fn main() {
             inside.len()
         );
         let boundary = inside.first().copied().unwrap_or(MANTISSA_MASK);
-        writeln!(out, "    0x{:016x},", (below << MANTISSA_BITS) | boundary).unwrap();
+        let entry = (below << MANTISSA_BITS) | boundary;
+        writeln!(
+            out,
+            "    0x{:04x}_{:04x}_{:04x}_{:04x},",
+            entry >> 48,
+            (entry >> 32) & 0xffff,
+            (entry >> 16) & 0xffff,
+            entry & 0xffff
+        )
+        .unwrap();
     }
     out.push_str("];\n");
     let path = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("exp_table.rs");

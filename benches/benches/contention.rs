@@ -43,9 +43,10 @@ fn run_threads(threads: usize, iters: u64, body: impl Fn(u64) + Send + Sync + 's
 fn own_set(iters: u64) {
     let (sender, _receiver) = metric_schema::channel(1);
     let mut reporter = metric_schema::Reporter::new(sender, 0, 0);
-    let set = reporter.register::<HotSet, _>(&());
+    let handle = reporter.register::<HotSet, _>(&());
+    let set: &HotSet = &handle;
     for _ in 0..iters {
-        black_box(&*set).counter.add(1);
+        black_box(set).counter.add(1);
     }
     assert_eq!(set.counter.get(), iters);
 }
@@ -54,7 +55,7 @@ fn contention(c: &mut Criterion) {
     let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
     let mut group = c.benchmark_group("contention");
     group.bench_function("one_thread", |b| {
-        b.iter_custom(|iters| run_threads(1, iters, own_set))
+        b.iter_custom(|iters| run_threads(1, iters, own_set));
     });
     if cores >= 2 {
         group.bench_function("two_threads_own_sets", |b| {

@@ -476,15 +476,32 @@ impl std::fmt::Display for RegisterError {
 
 impl std::error::Error for RegisterError {}
 
+/// [`install`] found a reporter already installed on this thread; the one offered is
+/// handed back.
+#[derive(Debug)]
+pub struct AlreadyInstalled(pub Box<Reporter>);
+
+impl std::fmt::Display for AlreadyInstalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a metric reporter is already installed on this thread; uninstall it before installing the one for core {}",
+            self.0.core
+        )
+    }
+}
+
+impl std::error::Error for AlreadyInstalled {}
+
 /// Installs `reporter` as this thread's reporter, for [`register`] and [`report`].
 ///
-/// Returns the reporter back if one is already installed. Dropping the guard uninstalls
+/// Hands the reporter back if one is already installed. Dropping the guard uninstalls
 /// the reporter and lets it report one last time.
-pub fn install(reporter: Reporter) -> Result<InstalledReporter, Reporter> {
+pub fn install(reporter: Reporter) -> Result<InstalledReporter, AlreadyInstalled> {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
         if current.is_some() {
-            return Err(reporter);
+            return Err(AlreadyInstalled(Box::new(reporter)));
         }
         *current = Some(reporter);
         Ok(InstalledReporter {

@@ -128,15 +128,94 @@ fn header(field: u16, tag: u64, len: usize) -> u64 {
 /// Appends field values to the current set of a batch. Obtained from
 /// [`SnapshotBatch::write_set`]; instruments call it from
 /// [`Instrument::snapshot`](crate::Instrument::snapshot).
+///
+/// Scalar values are written straight into the vector's spare capacity with the write
+/// position kept in a register: the vector's length is stored once, when the writer is
+/// dropped, instead of once per field (a store-to-load chain that would otherwise bound
+/// a report at about one field per nanosecond and a half).
 pub struct SnapshotWriter<'a> {
     words: &'a mut Vec<u64>,
+    /// Base of the vector's buffer (refreshed whenever the vector may reallocate).
+    ptr: *mut u64,
+    /// Words initialised in the buffer (the vector's length is behind until `sync`).
+    len: usize,
+    /// The buffer's capacity.
+    cap: usize,
 }
 
 impl<'a> SnapshotWriter<'a> {
     /// A writer appending to `words`, for benchmarks and custom consumers.
     #[doc(hidden)]
+    #[inline]
     pub fn new(words: &'a mut Vec<u64>) -> Self {
-        SnapshotWriter { words }
+        SnapshotWriter {
+            ptr: words.as_mut_ptr(),
+            len: words.len(),
+            cap: words.capacity(),
+            words,
+        }
+    }
+
+    /// Brings the vector's length up to date (before any use of the vector itself).
+    #[inline]
+    fn sync(&mut self) {
+        // SAFETY: `len <= cap` always holds, and every word in `[old len, len)` was
+        // written by `push2`, so the first `len` words are initialised.
+        unsafe { self.words.set_len(self.len) };
+    }
+
+    /// Runs `f` on the vector itself, keeping the cached pointer, length and capacity
+    /// in step with it.
+    #[inline]
+    fn with_vec(&mut self, f: impl FnOnce(&mut Vec<u64>)) {
+        self.sync();
+        f(self.words);
+        self.ptr = self.words.as_mut_ptr();
+        self.len = self.words.len();
+        self.cap = self.words.capacity();
+    }
+
+    /// Runs `f` with a writer that lives in `f`'s own frame.
+    ///
+    /// Generated `snapshot_into` code writes all the fields of a set through such a
+    /// local writer: once inlined, its position stays in a register even though `self`
+    /// came from a caller across a dynamic call. Not public API.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn scoped(&mut self, f: impl FnOnce(&mut SnapshotWriter<'_>)) {
+        self.sync();
+        f(&mut SnapshotWriter::new(self.words));
+        self.ptr = self.words.as_mut_ptr();
+        self.len = self.words.len();
+        self.cap = self.words.capacity();
+    }
+
+    #[inline(always)]
+    fn push2(&mut self, a: u64, b: u64) {
+        if self.cap - self.len < 2 {
+            // Values in, values out: the writer's address does not escape, so it can
+            // live in registers.
+            (self.ptr, self.cap) = grow(self.words, self.len);
+        }
+        // SAFETY: `len + 2 <= cap` was just ensured and `ptr` is the base of a buffer of
+        // `cap` words owned by `words`, which nothing else touches while the writer
+        // holds it mutably.
+        unsafe {
+            let p = self.ptr.add(self.len);
+            p.write(a);
+            p.add(1).write(b);
+        }
+        self.len += 2;
+    }
+
+    /// Words written so far into the underlying vector (including earlier sets).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the underlying vector holds no word at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// A scalar value.
@@ -147,40 +226,30 @@ impl<'a> SnapshotWriter<'a> {
             ValueType::I64 => TAG_I64,
             ValueType::F64 => TAG_F64,
         };
-        self.words.extend_from_slice(&[header(field, tag, 1), word]);
+        self.push2(header(field, tag, 1), word);
     }
 
     /// Minimum, maximum, sum and count.
     #[inline]
     pub fn mmsc(&mut self, field: u16, min: f64, max: f64, sum: f64, count: u64) {
-        self.words.extend_from_slice(&[
-            header(field, TAG_MMSC, 4),
-            min.to_bits(),
-            max.to_bits(),
-            sum.to_bits(),
-            count,
-        ]);
+        self.with_vec(|v| {
+            v.extend_from_slice(&[
+                header(field, TAG_MMSC, 4),
+                min.to_bits(),
+                max.to_bits(),
+                sum.to_bits(),
+                count,
+            ]);
+        });
     }
 
     /// An exponential histogram.
     pub fn histogram(&mut self, field: u16, h: &HistogramView<'_>) {
-        let len = HISTOGRAM_HEAD + h.positive.counts.len() + h.negative.counts.len();
-        self.words.reserve(len + 1);
-        self.words.extend_from_slice(&[
-            header(field, TAG_HISTOGRAM, len),
-            i64::from(h.scale) as u64,
-            h.count,
-            h.sum.to_bits(),
-            h.min.to_bits(),
-            h.max.to_bits(),
-            h.zero_count,
-            i64::from(h.positive.offset) as u64,
-            h.positive.counts.len() as u64,
-            i64::from(h.negative.offset) as u64,
-            h.negative.counts.len() as u64,
-        ]);
-        self.words.extend_from_slice(h.positive.counts);
-        self.words.extend_from_slice(h.negative.counts);
+        let lens = (h.positive.counts.len(), h.negative.counts.len());
+        self.histogram_with(field, h, lens, |words| {
+            words.extend_from_slice(h.positive.counts);
+            words.extend_from_slice(h.negative.counts);
+        });
     }
 
     /// Appends an exponential histogram whose bucket counts are produced by the caller:
@@ -193,23 +262,43 @@ impl<'a> SnapshotWriter<'a> {
         fill: impl FnOnce(&mut Vec<u64>),
     ) {
         let len = HISTOGRAM_HEAD + pos_len + neg_len;
-        self.words.reserve(len + 1);
-        self.words.extend_from_slice(&[
-            header(field, TAG_HISTOGRAM, len),
-            i64::from(head.scale) as u64,
-            head.count,
-            head.sum.to_bits(),
-            head.min.to_bits(),
-            head.max.to_bits(),
-            head.zero_count,
-            i64::from(head.positive.offset) as u64,
-            pos_len as u64,
-            i64::from(head.negative.offset) as u64,
-            neg_len as u64,
-        ]);
-        let before = self.words.len();
-        fill(self.words);
-        debug_assert_eq!(self.words.len() - before, pos_len + neg_len);
+        self.with_vec(|words| {
+            words.reserve(len + 1);
+            words.extend_from_slice(&[
+                header(field, TAG_HISTOGRAM, len),
+                i64::from(head.scale) as u64,
+                head.count,
+                head.sum.to_bits(),
+                head.min.to_bits(),
+                head.max.to_bits(),
+                head.zero_count,
+                i64::from(head.positive.offset) as u64,
+                pos_len as u64,
+                i64::from(head.negative.offset) as u64,
+                neg_len as u64,
+            ]);
+            let before = words.len();
+            fill(words);
+            debug_assert_eq!(words.len() - before, pos_len + neg_len);
+        });
+    }
+}
+
+/// Makes room for at least 64 more words after the first `len` (initialised) words.
+#[cold]
+#[inline(never)]
+fn grow(words: &mut Vec<u64>, len: usize) -> (*mut u64, usize) {
+    // SAFETY: the writer that calls this initialised the first `len` words, and
+    // `len <= capacity`.
+    unsafe { words.set_len(len) };
+    words.reserve(64);
+    (words.as_mut_ptr(), words.capacity())
+}
+
+impl Drop for SnapshotWriter<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.sync();
     }
 }
 
@@ -300,9 +389,7 @@ impl SnapshotBatch {
         write: impl FnOnce(&mut SnapshotWriter<'_>),
     ) -> bool {
         let start = self.words.len();
-        write(&mut SnapshotWriter {
-            words: &mut self.words,
-        });
+        write(&mut SnapshotWriter::new(&mut self.words));
         let end = self.words.len();
         if end == start {
             return false;
@@ -468,5 +555,31 @@ mod tests {
         assert_eq!(h.positive.counts, &[1, 0, 1]);
         assert_eq!(h.negative.counts, &[1]);
         assert_eq!(batch.value_count(), 5);
+    }
+
+    #[test]
+    fn the_writer_grows_across_many_fields_and_mixed_payloads() {
+        let mut words = Vec::new();
+        {
+            let mut w = SnapshotWriter::new(&mut words);
+            for field in 0..300u16 {
+                w.number(field, ValueType::U64, u64::from(field) * 3);
+                if field % 7 == 0 {
+                    w.mmsc(field, 1.0, 2.0, 3.0, 4);
+                }
+            }
+            assert!(!w.is_empty());
+        }
+        let mut batch = SnapshotBatch::new(0, 0, 0);
+        batch.write_set(SetId(1), 0, |w| {
+            for field in 0..300u16 {
+                w.number(field, ValueType::U64, u64::from(field) * 3);
+            }
+        });
+        let set = batch.sets().next().unwrap();
+        let values: Vec<_> = set.fields().collect();
+        assert_eq!(values.len(), 300);
+        assert_eq!(values[299], (299, FieldValue::U64(897)));
+        assert_eq!(words.len(), 300 * 2 + 43 * 5);
     }
 }

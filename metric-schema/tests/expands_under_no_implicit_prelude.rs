@@ -20,8 +20,11 @@ use metric_schema::{
 };
 
 #[derive(AttributeEnum, Clone, Copy)]
+/// Role in a replication group.
 pub enum Role {
+    /// Leads.
     Leader,
+    /// Follows.
     FollowerReplica,
 }
 

@@ -55,29 +55,25 @@ pub(crate) struct Arg {
 
 impl Arg {
     pub(crate) fn str(&self, errors: &mut Errors) -> Option<LitStr> {
-        match &self.value {
-            Some(Value::Str(s)) => Some(s.clone()),
-            _ => {
-                errors.push(
-                    self.key_span,
-                    format!("`{}` takes a string: `{} = \"...\"`", self.key, self.key),
-                );
-                None
-            }
+        if let Some(Value::Str(s)) = &self.value {
+            return Some(s.clone());
         }
+        errors.push(
+            self.key_span,
+            format!("`{}` takes a string: `{} = \"...\"`", self.key, self.key),
+        );
+        None
     }
 
     pub(crate) fn int(&self, errors: &mut Errors) -> Option<LitInt> {
-        match &self.value {
-            Some(Value::Int(i)) => Some(i.clone()),
-            _ => {
-                errors.push(
-                    self.key_span,
-                    format!("`{}` takes an integer: `{} = 64`", self.key, self.key),
-                );
-                None
-            }
+        if let Some(Value::Int(i)) = &self.value {
+            return Some(i.clone());
         }
+        errors.push(
+            self.key_span,
+            format!("`{}` takes an integer: `{} = 64`", self.key, self.key),
+        );
+        None
     }
 
     pub(crate) fn flag(&self, errors: &mut Errors) -> bool {

@@ -93,70 +93,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         return quote!(#item #e);
     };
     for field in &mut named.named {
-        let ident = field.ident.clone().expect("named field");
-        let args = helper_args(&field.attrs, "attribute", FIELD_ARGS, &mut errors);
-        field.attrs.retain(|a| !a.path().is_ident("attribute"));
-        let include = args
-            .iter()
-            .find(|a| a.key == "include")
-            .is_some_and(|a| a.flag(&mut errors));
-        let mut key = ident.to_string();
-        let mut key_span = ident.span();
-        if let Some(arg) = args.iter().find(|a| a.key == "key") {
-            if include {
-                errors.push(
-                    arg.key_span,
-                    "an included set brings its own keys: drop `key`",
-                );
-            }
-            if let Some(lit) = arg.str(&mut errors) {
-                key = lit.value();
-                key_span = lit.span();
-            }
-        }
-        let brief = doc_brief(&field.attrs).unwrap_or_default();
-        if brief.is_empty() && !include {
-            errors.push(
-                ident.span(),
-                format!("attribute `{key}` needs a doc comment: it becomes the attribute's brief"),
-            );
-        }
-        let ty = &field.ty;
-        let kind = if include { Kind::Include } else { classify(ty) };
-        if !include {
-            if let Err(msg) = check_name(&key, "attribute key", false) {
-                errors.push(key_span, msg);
-            }
-            if let Some((_, prev)) = keys.iter().find(|(k, _)| *k == key) {
-                errors.push(
-                    key_span,
-                    format!("duplicate attribute key `{key}` (also used by field `{prev}`)"),
-                );
-            }
-            keys.push((key.clone(), ident.clone()));
-        }
-        let attr_type = match kind {
-            Kind::String => quote!(#p::AttributeType::String),
-            Kind::Int => quote!(#p::AttributeType::Int),
-            Kind::Double => quote!(#p::AttributeType::Double),
-            Kind::Bool => quote!(#p::AttributeType::Bool),
-            Kind::Enum => quote!(#p::AttributeType::Enum(<#ty as #p::AttributeEnum>::VALUES)),
-            Kind::Include => {
-                quote!(#p::AttributeType::Include(<#ty as #p::AttributeSet>::DESCRIPTOR))
-            }
-        };
-        descriptors.push(quote! {
-            #p::AttributeField { key: #key, ty: #attr_type, brief: #brief }
-        });
-        writes.push(match kind {
-            Kind::Include => quote!(<#ty as #p::AttributeSet>::write_values(&self.#ident, out);),
-            Kind::Enum => quote! {
-                out.push(#p::AttributeValue::Str(
-                    ::std::borrow::Cow::Borrowed(<#ty as #p::AttributeEnum>::as_str(&self.#ident))
-                ));
-            },
-            _ => quote!(out.push(#p::IntoAttributeValue::to_attribute_value(&self.#ident));),
-        });
+        let (descriptor, write) = field_tokens(field, &mut keys, &mut errors);
+        descriptors.push(descriptor);
+        writes.push(write);
     }
     if !errors.is_empty() {
         let e = errors.to_compile_errors();
@@ -188,6 +127,80 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         static #registration: &'static #p::AttributesDescriptor =
             <#ident as #p::AttributeSet>::DESCRIPTOR;
     }
+}
+
+/// The descriptor entry and the value-writing statement of one field.
+fn field_tokens(
+    field: &mut syn::Field,
+    keys: &mut Vec<(String, syn::Ident)>,
+    errors: &mut Errors,
+) -> (TokenStream, TokenStream) {
+    let p = quote!(::metric_schema::__private);
+    let ident = field.ident.clone().expect("named field");
+    let args = helper_args(&field.attrs, "attribute", FIELD_ARGS, errors);
+    field.attrs.retain(|a| !a.path().is_ident("attribute"));
+    let include = args
+        .iter()
+        .find(|a| a.key == "include")
+        .is_some_and(|a| a.flag(errors));
+    let mut key = ident.to_string();
+    let mut key_span = ident.span();
+    if let Some(arg) = args.iter().find(|a| a.key == "key") {
+        if include {
+            errors.push(
+                arg.key_span,
+                "an included set brings its own keys: drop `key`",
+            );
+        }
+        if let Some(lit) = arg.str(errors) {
+            key = lit.value();
+            key_span = lit.span();
+        }
+    }
+    let brief = doc_brief(&field.attrs).unwrap_or_default();
+    if brief.is_empty() && !include {
+        errors.push(
+            ident.span(),
+            format!("attribute `{key}` needs a doc comment: it becomes the attribute's brief"),
+        );
+    }
+    let ty = &field.ty;
+    let kind = if include { Kind::Include } else { classify(ty) };
+    if !include {
+        if let Err(msg) = check_name(&key, "attribute key", false) {
+            errors.push(key_span, msg);
+        }
+        if let Some((_, prev)) = keys.iter().find(|(k, _)| *k == key) {
+            errors.push(
+                key_span,
+                format!("duplicate attribute key `{key}` (also used by field `{prev}`)"),
+            );
+        }
+        keys.push((key.clone(), ident.clone()));
+    }
+    let attr_type = match kind {
+        Kind::String => quote!(#p::AttributeType::String),
+        Kind::Int => quote!(#p::AttributeType::Int),
+        Kind::Double => quote!(#p::AttributeType::Double),
+        Kind::Bool => quote!(#p::AttributeType::Bool),
+        Kind::Enum => quote!(#p::AttributeType::Enum(<#ty as #p::AttributeEnum>::VALUES)),
+        Kind::Include => {
+            quote!(#p::AttributeType::Include(<#ty as #p::AttributeSet>::DESCRIPTOR))
+        }
+    };
+    let descriptor = quote! {
+        #p::AttributeField { key: #key, ty: #attr_type, brief: #brief }
+    };
+    let write = match kind {
+        Kind::Include => quote!(<#ty as #p::AttributeSet>::write_values(&self.#ident, out);),
+        Kind::Enum => quote! {
+            out.push(#p::AttributeValue::Str(
+                ::std::borrow::Cow::Borrowed(<#ty as #p::AttributeEnum>::as_str(&self.#ident))
+            ));
+        },
+        _ => quote!(out.push(#p::IntoAttributeValue::to_attribute_value(&self.#ident));),
+    };
+    (descriptor, write)
 }
 
 /// `snake_case` of a `CamelCase` variant name.

@@ -35,36 +35,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let mut errors = Errors::default();
 
-    let set_args = parse_args(args, SET_ARGS, "`#[metric_set]`", &mut errors);
-    let mut set_name = None;
-    let mut set_stability = format_ident!("Experimental");
-    for arg in &set_args {
-        match arg.key.as_str() {
-            "name" => {
-                if let Some(lit) = arg.str(&mut errors) {
-                    if let Err(msg) = check_name(&lit.value(), "metric set name", false) {
-                        errors.push(lit.span(), msg);
-                    }
-                    set_name = Some(lit.value());
-                }
-            }
-            "stability" => {
-                if let Some(s) = arg
-                    .str(&mut errors)
-                    .and_then(|l| stability(&l, &mut errors))
-                {
-                    set_stability = s;
-                }
-            }
-            _ => unreachable!("parse_args only returns known keys"),
-        }
-    }
-    if set_name.is_none() && set_args.iter().all(|a| a.key != "name") {
-        errors.push(
-            Span::call_site(),
-            "missing `name`: `#[metric_set(name = \"my.component\")]`",
-        );
-    }
+    let (set_name, set_stability) = parse_set_args(args, &mut errors);
     if !item.generics.params.is_empty() {
         errors.push(
             item.generics.span(),
@@ -132,6 +103,38 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         &set_stability,
         &fields,
     )
+}
+
+/// The set's `name` (if valid) and stability.
+fn parse_set_args(args: TokenStream, errors: &mut Errors) -> (Option<String>, syn::Ident) {
+    let set_args = parse_args(args, SET_ARGS, "`#[metric_set]`", errors);
+    let mut set_name = None;
+    let mut set_stability = format_ident!("Experimental");
+    for arg in &set_args {
+        match arg.key.as_str() {
+            "name" => {
+                if let Some(lit) = arg.str(errors) {
+                    if let Err(msg) = check_name(&lit.value(), "metric set name", false) {
+                        errors.push(lit.span(), msg);
+                    }
+                    set_name = Some(lit.value());
+                }
+            }
+            "stability" => {
+                if let Some(s) = arg.str(errors).and_then(|l| stability(&l, errors)) {
+                    set_stability = s;
+                }
+            }
+            _ => unreachable!("parse_args only returns known keys"),
+        }
+    }
+    if set_name.is_none() && set_args.iter().all(|a| a.key != "name") {
+        errors.push(
+            Span::call_site(),
+            "missing `name`: `#[metric_set(name = \"my.component\")]`",
+        );
+    }
+    (set_name, set_stability)
 }
 
 /// The field's (checked) type, and the whole field when nothing is wrong with it.
@@ -269,42 +272,7 @@ fn instrument_type(
             }
             Some(quote!(#ty))
         }
-        "Histogram" => {
-            let written = match generics.as_slice() {
-                [] => None,
-                [
-                    GenericArgument::Const(syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Int(n),
-                        ..
-                    })),
-                ] => n.base10_parse::<usize>().ok(),
-                _ => {
-                    errors.push(
-                        segment.arguments.span(),
-                        "a histogram takes at most an integer bucket budget, e.g. `Histogram<64>`; prefer `#[metric(max_buckets = 64)]`",
-                    );
-                    return None;
-                }
-            };
-            let buckets = match (written, max_buckets) {
-                (Some(w), Some((m, span))) if w != m => {
-                    errors.push(
-                        span,
-                        format!("`max_buckets = {m}` contradicts the type `Histogram<{w}>`"),
-                    );
-                    return None;
-                }
-                (_, Some((m, _))) => m,
-                (Some(w), None) => w,
-                (None, None) => return Some(quote!(#ty)),
-            };
-            // Keep the path as the user wrote it (their imports stay used); set the budget.
-            let mut with_budget = path.clone();
-            if let Some(last) = with_budget.path.segments.last_mut() {
-                last.arguments = PathArguments::AngleBracketed(syn::parse_quote!(<#buckets>));
-            }
-            Some(quote!(#with_budget))
-        }
+        "Histogram" => histogram_type(path, segment, &generics, max_buckets, errors),
         _ => {
             let value = match generics.as_slice() {
                 [GenericArgument::Type(Type::Path(p))] => {
@@ -403,7 +371,9 @@ fn generate(
                 if !<Self as #p::MetricSet>::is_dirty(self) {
                     return;
                 }
-                #(<#field_types as #p::Instrument>::snapshot(&self.#field_idents, #indexes, out);)*
+                out.scoped(|out| {
+                    #(<#field_types as #p::Instrument>::snapshot(&self.#field_idents, #indexes, out);)*
+                });
             }
         }
 
@@ -414,4 +384,49 @@ fn generate(
         static #registration: &'static #p::MetricsDescriptor =
             <#ident as #p::MetricSet>::DESCRIPTOR;
     }
+}
+
+/// A `Histogram` field: the bucket budget from the type or from `max_buckets`.
+fn histogram_type(
+    path: &syn::TypePath,
+    segment: &syn::PathSegment,
+    generics: &[&GenericArgument],
+    max_buckets: Option<(usize, Span)>,
+    errors: &mut Errors,
+) -> Option<TokenStream> {
+    let ty = path;
+    let written = match generics {
+        [] => None,
+        [
+            GenericArgument::Const(syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(n),
+                ..
+            })),
+        ] => n.base10_parse::<usize>().ok(),
+        _ => {
+            errors.push(
+                segment.arguments.span(),
+                "a histogram takes at most an integer bucket budget, e.g. `Histogram<64>`; prefer `#[metric(max_buckets = 64)]`",
+            );
+            return None;
+        }
+    };
+    let buckets = match (written, max_buckets) {
+        (Some(w), Some((m, span))) if w != m => {
+            errors.push(
+                span,
+                format!("`max_buckets = {m}` contradicts the type `Histogram<{w}>`"),
+            );
+            return None;
+        }
+        (_, Some((m, _))) => m,
+        (Some(w), None) => w,
+        (None, None) => return Some(quote!(#ty)),
+    };
+    // Keep the path as the user wrote it (their imports stay used); set the budget.
+    let mut with_budget = path.clone();
+    if let Some(last) = with_budget.path.segments.last_mut() {
+        last.arguments = PathArguments::AngleBracketed(syn::parse_quote!(<#buckets>));
+    }
+    Some(quote!(#with_budget))
 }

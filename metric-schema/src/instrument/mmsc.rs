@@ -41,8 +41,14 @@ impl Mmsc {
         if v.is_nan() {
             return;
         }
-        self.min.set(self.min.get().min(v));
-        self.max.set(self.max.get().max(v));
+        // Branches, not selects: a new extreme is rare, so the branch predicts well and
+        // the next record does not wait on this one's min/max store.
+        if v < self.min.get() {
+            self.min.set(v);
+        }
+        if v > self.max.get() {
+            self.max.set(v);
+        }
         self.sum.set(self.sum.get() + v);
         self.count.set(self.count.get().wrapping_add(1));
     }
