@@ -179,7 +179,8 @@ pub struct Histogram<const N: usize = DEFAULT_MAX_BUCKETS> {
     min: Cell<f64>,
     max: Cell<f64>,
     zero_count: Cell<u64>,
-    scale: Cell<i32>,
+    /// `MAX_SCALE - scale`: what the table index is shifted right by.
+    shift: Cell<u32>,
     positive: Buckets<N>,
     negative: Buckets<N>,
 }
@@ -193,7 +194,7 @@ impl<const N: usize> Default for Histogram<N> {
             min: Cell::new(f64::INFINITY),
             max: Cell::new(f64::NEG_INFINITY),
             zero_count: Cell::new(0),
-            scale: Cell::new(MAX_SCALE),
+            shift: Cell::new(0),
             positive: Buckets::default(),
             negative: Buckets::default(),
         }
@@ -213,7 +214,7 @@ impl<const N: usize> Histogram<N> {
         }
         self.record_stats(v);
         let index = table_index(biased - EXPONENT_BIAS, bits & MANTISSA_MASK)
-            >> (MAX_SCALE - self.scale.get());
+            >> self.shift.get();
         let side = if (bits as i64) < 0 {
             &self.negative
         } else {
@@ -249,7 +250,7 @@ impl<const N: usize> Histogram<N> {
             self.zero_count.set(self.zero_count.get() + 1);
             return;
         }
-        let index = bucket_index(v, self.scale.get());
+        let index = bucket_index(v, self.scale());
         let side = if v < 0.0 {
             &self.negative
         } else {
@@ -288,10 +289,10 @@ impl<const N: usize> Histogram<N> {
             while (hi >> k) - (lo >> k) >= n {
                 k += 1;
             }
-            let k = k.min((self.scale.get() - MIN_SCALE) as u32);
+            let k = k.min((self.scale() - MIN_SCALE) as u32);
             self.positive.downscale(k);
             self.negative.downscale(k);
-            self.scale.set(self.scale.get() - k as i32);
+            self.shift.set(self.shift.get() + k);
             index >>= k;
         }
     }
@@ -314,7 +315,7 @@ impl<const N: usize> Histogram<N> {
     }
     /// Current scale.
     pub fn scale(&self) -> i32 {
-        self.scale.get()
+        MAX_SCALE - self.shift.get() as i32
     }
 
     /// Calls `f` with the current content, as a consumer would see it.
@@ -345,7 +346,7 @@ impl<const N: usize> Histogram<N> {
 
     fn head<'a>(&self, positive: BucketsView<'a>, negative: BucketsView<'a>) -> HistogramView<'a> {
         HistogramView {
-            scale: self.scale.get(),
+            scale: self.scale(),
             count: self.count.get(),
             sum: self.sum.get(),
             min: self.min.get(),
@@ -362,7 +363,7 @@ impl<const N: usize> Histogram<N> {
         self.min.set(f64::INFINITY);
         self.max.set(f64::NEG_INFINITY);
         self.zero_count.set(0);
-        self.scale.set(MAX_SCALE);
+        self.shift.set(0);
         self.positive.reset();
         self.negative.reset();
     }
