@@ -213,8 +213,7 @@ impl<const N: usize> Histogram<N> {
             return;
         }
         self.record_stats(v);
-        let index = table_index(biased - EXPONENT_BIAS, bits & MANTISSA_MASK)
-            >> self.shift.get();
+        let index = table_index(biased - EXPONENT_BIAS, bits & MANTISSA_MASK) >> self.shift.get();
         let side = if (bits as i64) < 0 {
             &self.negative
         } else {
