@@ -2,10 +2,12 @@
 //! runtime where nodes may be `!Send`.
 
 use std::cell::Cell;
+use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -336,6 +338,8 @@ async fn run_instance(
     }
 
     let mut started: Vec<Started> = Vec::with_capacity(spec.nodes.len());
+    // Node tasks still running, and a wake-up for when none is.
+    let live = Rc::new((Cell::new(0usize), tokio::sync::Notify::new()));
     for (index, node) in spec.nodes.iter().enumerate() {
         let node_error = |message: String| EngineError::Node {
             pipeline: format!("{}/{}", spec.group, spec.name),
@@ -376,11 +380,21 @@ async fn run_instance(
             metrics,
             deadline: Rc::clone(&deadline),
         };
+        let running = task.start(io);
+        let live = Rc::clone(&live);
+        live.0.set(live.0.get() + 1);
         started.push(Started {
             kind: factory.kind,
             id: node.id.clone(),
             control: control_tx,
-            task: tokio::task::spawn_local(task.start(io)),
+            task: tokio::task::spawn_local(async move {
+                let result = running.await;
+                live.0.set(live.0.get() - 1);
+                if live.0.get() == 0 {
+                    live.1.notify_one();
+                }
+                result
+            }),
         });
     }
     // Only the upstream nodes hold input senders now: an input closes when they end.
@@ -395,10 +409,24 @@ async fn run_instance(
         }
     };
     loop {
-        let stop = tokio::time::timeout(settings.reporting_interval, shutdown.wait())
+        let stop = {
+            let all_done = live.1.notified();
+            let mut all_done = pin!(all_done);
+            all_done.as_mut().enable();
+            if live.0.get() == 0 {
+                break;
+            }
+            let mut wait = pin!(shutdown.wait());
+            let mut tick = pin!(tokio::time::sleep(settings.reporting_interval));
+            poll_fn(|cx| {
+                if wait.as_mut().poll(cx).is_ready() || all_done.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                tick.as_mut().poll(cx).map(|()| false)
+            })
             .await
-            .is_ok();
-        if stop || started.iter().all(|s| s.task.is_finished()) {
+        };
+        if stop {
             break;
         }
         for s in &started {

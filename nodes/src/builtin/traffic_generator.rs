@@ -19,7 +19,8 @@ pub struct TrafficConfig {
     pub batch_size: u64,
     /// Bytes each item stands for.
     pub item_bytes: usize,
-    /// Stop after this many batches (per core); absent: run until shutdown.
+    /// Stop after this many batches (per core); the pipeline instance then drains and
+    /// ends. Absent: run until shutdown.
     pub max_batches: Option<u64>,
 }
 
@@ -56,12 +57,7 @@ impl Receiver for TrafficGenerator {
         let mut sent = 0u64;
         loop {
             if config.max_batches.is_some_and(|max| sent >= max) {
-                // Done: wait for the shutdown like any receiver.
-                while let Some(msg) = control.recv().await {
-                    if matches!(msg, ControlMsg::Shutdown { .. }) {
-                        break;
-                    }
-                }
+                // Done: ending closes the output, the pipeline drains and ends.
                 return Ok(());
             }
             if let Some(period) = period {
