@@ -1,0 +1,179 @@
+//! `its run`: start every pipeline instance, stop them on SIGINT/SIGTERM.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use metric_schema::snapshot::FieldValue;
+use metric_schema::{SetId, SnapshotReceiver};
+use nodes::{EngineError, InstanceSummary, ShutdownSignal};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::plan::Plan;
+
+/// Snapshot batches in flight between the cores and the telemetry consumer.
+const TELEMETRY_QUEUE: usize = 256;
+
+/// How an `its run` ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// One per instance.
+    pub instances: Vec<InstanceSummary>,
+    /// Items that reached exporters, per pipeline (`group/pipeline`), from the engine's
+    /// own metrics.
+    pub exported_items: HashMap<String, u64>,
+    /// Whether a signal asked for the stop (otherwise every pipeline ended by itself).
+    pub signalled: bool,
+}
+
+impl RunOutcome {
+    /// Whether every node of every instance ended without an error.
+    pub fn is_clean(&self) -> bool {
+        self.instances.iter().all(|i| i.node_failures.is_empty())
+    }
+}
+
+/// Runs `plan` until SIGINT/SIGTERM or until every pipeline ends by itself; progress
+/// lines go to `progress`.
+pub fn run(plan: Plan, progress: Box<dyn Write + Send>) -> Result<RunOutcome, EngineError> {
+    let shutdown = Arc::new(ShutdownSignal::default());
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|source| EngineError::Start {
+        pipeline: "(controller)".into(),
+        core: 0,
+        source,
+    })?;
+    let signal_handle = signals.handle();
+    let signal_thread = {
+        let shutdown = Arc::clone(&shutdown);
+        std::thread::spawn(move || {
+            let got = signals.forever().next().is_some();
+            if got {
+                shutdown.trigger();
+            }
+        })
+    };
+
+    let (sender, receiver) = metric_schema::channel(TELEMETRY_QUEUE);
+    let drain = spawn_drain(receiver, plan.settings.reporting_interval, progress);
+
+    let mut instances = Vec::new();
+    let mut start_error = None;
+    for (spec, placements) in &plan.pipelines {
+        for placement in placements {
+            match nodes::spawn_instance(
+                Arc::clone(spec),
+                *placement,
+                Some(sender.clone()),
+                plan.settings.clone(),
+                Arc::clone(&shutdown),
+            ) {
+                Ok(handle) => instances.push(handle),
+                Err(e) => {
+                    start_error.get_or_insert(e);
+                    shutdown.trigger();
+                }
+            }
+        }
+    }
+    drop(sender);
+    let mut summaries = Vec::new();
+    for handle in instances {
+        match handle.join() {
+            Ok(summary) => summaries.push(summary),
+            Err(e) => {
+                start_error.get_or_insert(e);
+                shutdown.trigger();
+            }
+        }
+    }
+    let signalled = shutdown.is_triggered();
+    signal_handle.close();
+    let _ = signal_thread.join();
+    let exported_items = drain.join().unwrap_or_default();
+    if let Some(e) = start_error {
+        return Err(e);
+    }
+    Ok(RunOutcome {
+        instances: summaries,
+        exported_items,
+        signalled,
+    })
+}
+
+/// Until the ITS nodes consume the queue, the controller drains it: it follows the
+/// engine's own metrics and prints, at most every few seconds, how many items reached
+/// the exporters of each pipeline.
+fn spawn_drain(
+    receiver: SnapshotReceiver,
+    interval: Duration,
+    mut progress: Box<dyn Write + Send>,
+) -> JoinHandle<HashMap<String, u64>> {
+    std::thread::spawn(move || {
+        // set id -> (pipeline, is an exporter's node set, descriptor)
+        let mut sets: HashMap<SetId, (String, bool, &'static metric_schema::MetricsDescriptor)> =
+            HashMap::new();
+        let mut totals: HashMap<String, u64> = HashMap::new();
+        let mut last_print = Instant::now();
+        let mut printed: HashMap<String, u64> = HashMap::new();
+        let print_every = interval.max(Duration::from_secs(5));
+        loop {
+            let batch = match receiver.recv_timeout(print_every) {
+                Ok(batch) => Some(batch),
+                Err(metric_schema::reporter::RecvError::Timeout) => None,
+                Err(metric_schema::reporter::RecvError::Disconnected) => break,
+            };
+            if let Some(batch) = batch {
+                for r in batch.registrations() {
+                    if r.descriptor.name == "engine.node" {
+                        let v = &r.attribute_values;
+                        let pipeline = format!("{}/{}", v[0], v[1]);
+                        let exporter = v[3].to_string().starts_with("exporter:");
+                        sets.insert(r.set_id, (pipeline, exporter, r.descriptor));
+                    }
+                }
+                for set in batch.sets() {
+                    let Some((pipeline, true, descriptor)) = sets.get(&set.set_id) else {
+                        continue;
+                    };
+                    for (field, value) in set.fields() {
+                        if let ("consumed_items", FieldValue::U64(n)) =
+                            (descriptor.fields[usize::from(field)].name, value)
+                        {
+                            *totals.entry(pipeline.clone()).or_default() += n;
+                        }
+                    }
+                }
+                receiver.recycle(batch);
+            }
+            let elapsed = last_print.elapsed();
+            if elapsed >= print_every {
+                let mut names: Vec<&String> = totals.keys().collect();
+                names.sort();
+                for name in names {
+                    let now = totals[name];
+                    let before = printed.insert(name.clone(), now).unwrap_or(0);
+                    let rate = (now - before) as f64 / elapsed.as_secs_f64();
+                    let _ = writeln!(
+                        progress,
+                        "its: {name}: {} items/s into exporters ({now} in total)",
+                        human(rate)
+                    );
+                }
+                last_print = Instant::now();
+            }
+        }
+        totals
+    })
+}
+
+fn human(rate: f64) -> String {
+    match rate {
+        r if r >= 1e9 => format!("{:.2}G", r / 1e9),
+        r if r >= 1e6 => format!("{:.2}M", r / 1e6),
+        r if r >= 1e3 => format!("{:.2}k", r / 1e3),
+        r => format!("{r:.0}"),
+    }
+}
