@@ -20,7 +20,7 @@ pub struct Config {
     pub engine: Engine,
     /// The engine's own pipelines, by group.
     #[serde(default)]
-    pub groups: BTreeMap<String, Group>,
+    pub groups: Unique<Group>,
 }
 
 /// `engine`.
@@ -46,7 +46,10 @@ pub struct Engine {
 #[serde(deny_unknown_fields)]
 pub struct Telemetry {
     /// How often each core reports its metric sets (default `1s`).
-    #[serde(default = "default_interval", deserialize_with = "nodes::duration::deserialize")]
+    #[serde(
+        default = "default_interval",
+        deserialize_with = "nodes::duration::deserialize"
+    )]
     pub reporting_interval: Duration,
     /// Whether the engine records its own node, channel and pipeline metrics.
     #[serde(default = "yes")]
@@ -162,7 +165,7 @@ pub struct Observability {
 #[serde(deny_unknown_fields)]
 pub struct Group {
     /// `groups.<group>.pipelines`.
-    pub pipelines: BTreeMap<String, Pipeline>,
+    pub pipelines: Unique<Pipeline>,
 }
 
 /// One pipeline.
@@ -176,7 +179,7 @@ pub struct Pipeline {
     #[serde(default = "default_capacity")]
     pub channel_capacity: usize,
     /// Nodes by id.
-    pub nodes: BTreeMap<String, Node>,
+    pub nodes: Unique<Node>,
     /// How nodes are wired.
     #[serde(default)]
     pub connections: Vec<Connection>,
@@ -197,8 +200,7 @@ impl Default for Cores {
     }
 }
 
-const CORES_EXPECTED: &str =
-    "expected `all`, a core count such as `2`, or a list of cores and ranges such as `[0, \"2-3\"]`";
+const CORES_EXPECTED: &str = "expected `all`, a core count such as `2`, or a list of cores and ranges such as `[0, \"2-3\"]`";
 
 impl TryFrom<serde_json::Value> for Cores {
     type Error = String;
@@ -215,15 +217,17 @@ impl TryFrom<serde_json::Value> for Cores {
                 let mut set = Vec::new();
                 for item in items {
                     match item {
-                        serde_json::Value::Number(n) => set.push(
-                            n.as_u64()
-                                .and_then(|n| u32::try_from(n).ok())
-                                .ok_or_else(|| format!("`{n}` is not a core id; {CORES_EXPECTED}"))?,
-                        ),
+                        serde_json::Value::Number(n) => {
+                            set.push(n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
+                                || format!("`{n}` is not a core id; {CORES_EXPECTED}"),
+                            )?);
+                        }
                         serde_json::Value::String(s) => set.extend(
                             nodes::topology::parse_cpu_list(s)
                                 .filter(|l| !l.is_empty())
-                                .ok_or_else(|| format!("`{s}` is not a core range; {CORES_EXPECTED}"))?,
+                                .ok_or_else(|| {
+                                    format!("`{s}` is not a core range; {CORES_EXPECTED}")
+                                })?,
                         ),
                         other => return Err(format!("`{other}` is not a core; {CORES_EXPECTED}")),
                     }
@@ -280,5 +284,57 @@ impl Targets {
             Targets::One(id) => vec![id.as_str()],
             Targets::Many(ids) => ids.iter().map(String::as_str).collect(),
         }
+    }
+}
+
+/// A mapping whose keys must be unique: YAML parsers keep the last of two equal keys,
+/// which would silently drop a node, a pipeline or a group.
+#[derive(Debug)]
+pub struct Unique<V>(pub BTreeMap<String, V>);
+
+impl<V> Default for Unique<V> {
+    fn default() -> Self {
+        Unique(BTreeMap::new())
+    }
+}
+
+impl<V> std::ops::Deref for Unique<V> {
+    type Target = BTreeMap<String, V>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Unique<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = Unique<V>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping of ids")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "id `{key}` is used twice; ids must be unique"
+                        )));
+                    }
+                    let value = map.next_value()?;
+                    out.insert(key, value);
+                }
+                Ok(Unique(out))
+            }
+        }
+
+        d.deserialize_map(Visit(std::marker::PhantomData))
     }
 }

@@ -99,7 +99,12 @@ fn indent_of(line: &str) -> usize {
     line.len() - line.trim_start_matches(' ').len()
 }
 
-fn find_key(lines: &[&str], start: usize, parent: Option<usize>, key: &str) -> Option<(usize, usize)> {
+fn find_key(
+    lines: &[&str],
+    start: usize,
+    parent: Option<usize>,
+    key: &str,
+) -> Option<(usize, usize)> {
     for (i, line) in lines.iter().enumerate().skip(start) {
         let trimmed = line.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -124,7 +129,12 @@ fn find_key(lines: &[&str], start: usize, parent: Option<usize>, key: &str) -> O
     None
 }
 
-fn find_item(lines: &[&str], start: usize, key_indent: usize, index: usize) -> Option<(usize, usize)> {
+fn find_item(
+    lines: &[&str],
+    start: usize,
+    key_indent: usize,
+    index: usize,
+) -> Option<(usize, usize)> {
     let mut seen = 0;
     for (i, line) in lines.iter().enumerate().skip(start) {
         let trimmed = line.trim_start();
@@ -169,10 +179,22 @@ groups:
     #[test]
     fn paths_are_located_in_block_yaml() {
         assert_eq!(locate(DOC, "version"), Some((1, 1)));
-        assert_eq!(locate(DOC, "groups.default.pipelines.main.nodes.out"), Some((9, 11)));
-        assert_eq!(locate(DOC, "groups.default.pipelines.main.nodes.out.type"), Some((10, 13)));
-        assert_eq!(locate(DOC, "groups.default.pipelines.main.connections[1]"), Some((14, 11)));
-        assert_eq!(locate(DOC, "groups.default.pipelines.main.connections[1].to"), Some((15, 13)));
+        assert_eq!(
+            locate(DOC, "groups.default.pipelines.main.nodes.out"),
+            Some((9, 11))
+        );
+        assert_eq!(
+            locate(DOC, "groups.default.pipelines.main.nodes.out.type"),
+            Some((10, 13))
+        );
+        assert_eq!(
+            locate(DOC, "groups.default.pipelines.main.connections[1]"),
+            Some((14, 11))
+        );
+        assert_eq!(
+            locate(DOC, "groups.default.pipelines.main.connections[1].to"),
+            Some((15, 13))
+        );
         assert_eq!(locate(DOC, "groups.default.pipelines.other"), None);
     }
 }

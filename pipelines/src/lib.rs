@@ -29,7 +29,9 @@ pub use run::{RunOutcome, run};
 pub fn load_plan(file: &std::path::Path, topology: Option<&str>) -> Result<Plan, ConfigErrors> {
     let loaded = load(file)?;
     let machine = nodes::Topology::detect().map_err(|e| ConfigErrors::file(file, e.to_string()))?;
-    let synthetic = topology.map(str::to_string).or_else(|| loaded.config.engine.topology.clone());
+    let synthetic = topology
+        .map(str::to_string)
+        .or_else(|| loaded.config.engine.topology.clone());
     let topology = match synthetic {
         Some(spec) => nodes::Topology::synthetic(&spec, &machine).map_err(|e| {
             let mut errors = ConfigErrors::file(file, e.to_string());

@@ -42,10 +42,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         let inner = e.into_inner();
         let position = inner.location().map(|l| (l.line(), l.column()));
         let mut message = inner.to_string();
-        // serde_yaml_ng appends " at line L column C"; the position is printed already.
+        // serde_yaml_ng appends " at line L column C" and may prefix its own path; both
+        // are printed already.
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
+        if let Some((prefix, rest)) = message.split_once(": ")
+            && !prefix.contains(' ') && path.starts_with(prefix) {
+                message = rest.to_string();
+            }
         if message.starts_with("invalid type: ") && path == "." {
             message = format!(
                 "{message}; the file must be a YAML mapping starting with `version: otel_dataflow/v1`"

@@ -71,7 +71,7 @@ fn main() -> ExitCode {
                 print_plan(&plan);
                 return ExitCode::SUCCESS;
             }
-            run(plan)
+            run(&plan)
         }
         other => {
             eprintln!("its: unknown command `{other}`\n{USAGE}");
@@ -102,7 +102,11 @@ fn print_plan(plan: &pipelines::Plan) {
         plan.settings.reporting_interval,
         if plan.settings.telemetry { "on" } else { "off" }
     );
-    let mut all = plan.pipelines.iter().map(|(s, p)| (s, Some(p))).collect::<Vec<_>>();
+    let mut all = plan
+        .pipelines
+        .iter()
+        .map(|(s, p)| (s, Some(p)))
+        .collect::<Vec<_>>();
     if let Some(internal) = &plan.internal {
         all.push((internal, None));
     }
@@ -113,7 +117,12 @@ fn print_plan(plan: &pipelines::Plan) {
                     .iter()
                     .map(|c| format!("{} (numa {}, os core {})", c.core, c.numa_node, c.os_core))
                     .collect();
-                println!("pipeline {}/{} on cores {}", spec.group, spec.name, cores.join(", "));
+                println!(
+                    "pipeline {}/{} on cores {}",
+                    spec.group,
+                    spec.name,
+                    cores.join(", ")
+                );
             }
             None => println!("internal telemetry pipeline (its own thread)"),
         }
@@ -129,9 +138,7 @@ fn print_plan(plan: &pipelines::Plan) {
     }
 }
 
-fn run(plan: pipelines::Plan) -> ExitCode {
-    let instances: usize = plan.pipelines.iter().map(|(_, p)| p.len()).sum();
-    eprintln!("its: running {instances} pipeline instance(s); SIGINT or SIGTERM stops them");
+fn run(plan: &pipelines::Plan) -> ExitCode {
     match pipelines::run(plan, Box::new(std::io::stdout())) {
         Ok(outcome) => {
             for (pipeline, items) in &outcome.exported_items {

@@ -44,7 +44,12 @@ impl Errors<'_> {
 
 /// Validates `config` (read from `file`, whose text is `text`) and places its pipelines
 /// on `topology`.
-pub fn plan(file: &Path, text: &str, config: &Config, topology: Topology) -> Result<Plan, ConfigErrors> {
+pub fn plan(
+    file: &Path,
+    text: &str,
+    config: &Config,
+    topology: Topology,
+) -> Result<Plan, ConfigErrors> {
     let mut errors = Errors {
         file,
         text,
@@ -53,7 +58,10 @@ pub fn plan(file: &Path, text: &str, config: &Config, topology: Topology) -> Res
     if config.version != VERSION {
         errors.push(
             "version",
-            format!("unsupported version `{}`; expected `{VERSION}`", config.version),
+            format!(
+                "unsupported version `{}`; expected `{VERSION}`",
+                config.version
+            ),
         );
     }
     let telemetry = &config.engine.telemetry;
@@ -66,11 +74,20 @@ pub fn plan(file: &Path, text: &str, config: &Config, topology: Topology) -> Res
     let settings = EngineSettings {
         reporting_interval: telemetry.reporting_interval,
         telemetry: telemetry.engine_metrics,
-        shutdown_grace: config.engine.shutdown_grace.unwrap_or(Duration::from_secs(5)),
+        shutdown_grace: config
+            .engine
+            .shutdown_grace
+            .unwrap_or(Duration::from_secs(5)),
     };
 
     let internal = config.engine.observability.pipeline.as_ref().and_then(|p| {
-        check_pipeline(&mut errors, "engine.observability.pipeline", "engine", "observability", p)
+        check_pipeline(
+            &mut errors,
+            "engine.observability.pipeline",
+            "engine",
+            "observability",
+            p,
+        )
     });
 
     if config.groups.values().all(|g| g.pipelines.is_empty()) {
@@ -80,10 +97,11 @@ pub fn plan(file: &Path, text: &str, config: &Config, topology: Topology) -> Res
         );
     }
     let mut pipelines = Vec::new();
-    for (group_id, group) in &config.groups {
-        for (pipeline_id, pipeline) in &group.pipelines {
+    for (group_id, group) in config.groups.iter() {
+        for (pipeline_id, pipeline) in group.pipelines.iter() {
             let path = format!("groups.{group_id}.pipelines.{pipeline_id}");
-            let Some(spec) = check_pipeline(&mut errors, &path, group_id, pipeline_id, pipeline) else {
+            let Some(spec) = check_pipeline(&mut errors, &path, group_id, pipeline_id, pipeline)
+            else {
                 continue;
             };
             match pipeline.cores.0.resolve(&topology) {
@@ -112,7 +130,10 @@ fn known_types() -> String {
         .join(", ")
 }
 
-#[expect(clippy::too_many_lines, reason = "one check after the other, in document order")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one check after the other, in document order"
+)]
 fn check_pipeline(
     errors: &mut Errors<'_>,
     path: &str,
@@ -122,19 +143,29 @@ fn check_pipeline(
 ) -> Option<PipelineSpec> {
     let before = errors.list.len();
     if pipeline.nodes.is_empty() {
-        errors.push(format!("{path}.nodes"), "a pipeline needs at least one node");
+        errors.push(
+            format!("{path}.nodes"),
+            "a pipeline needs at least one node",
+        );
         return None;
     }
     if pipeline.channel_capacity == 0 {
-        errors.push(format!("{path}.channel_capacity"), "the channel capacity must be at least 1");
+        errors.push(
+            format!("{path}.channel_capacity"),
+            "the channel capacity must be at least 1",
+        );
     }
     let mut kinds: BTreeMap<&str, NodeKind> = BTreeMap::new();
-    for (id, node) in &pipeline.nodes {
+    for (id, node) in pipeline.nodes.iter() {
         let node_path = format!("{path}.nodes.{id}");
         match nodes::factory(&node.type_name) {
             None => errors.push(
                 format!("{node_path}.type"),
-                format!("unknown node type `{}`; known types: {}", node.type_name, known_types()),
+                format!(
+                    "unknown node type `{}`; known types: {}",
+                    node.type_name,
+                    known_types()
+                ),
             ),
             Some(factory) => {
                 kinds.insert(id, factory.kind);
@@ -149,11 +180,17 @@ fn check_pipeline(
     for (i, connection) in pipeline.connections.iter().enumerate() {
         let c_path = format!("{path}.connections[{i}]");
         let from = connection.from.as_str();
-        let port = connection.port.clone().unwrap_or_else(|| nodes::DEFAULT_PORT.to_string());
+        let port = connection
+            .port
+            .clone()
+            .unwrap_or_else(|| nodes::DEFAULT_PORT.to_string());
         if !ids.contains(&from) {
             errors.push(
                 format!("{c_path}.from"),
-                format!("no node named `{from}` in this pipeline (nodes: {})", ids.join(", ")),
+                format!(
+                    "no node named `{from}` in this pipeline (nodes: {})",
+                    ids.join(", ")
+                ),
             );
             continue;
         }
@@ -177,7 +214,10 @@ fn check_pipeline(
             if !ids.contains(&to) {
                 errors.push(
                     format!("{c_path}.to"),
-                    format!("no node named `{to}` in this pipeline (nodes: {})", ids.join(", ")),
+                    format!(
+                        "no node named `{to}` in this pipeline (nodes: {})",
+                        ids.join(", ")
+                    ),
                 );
                 continue;
             }
@@ -189,7 +229,7 @@ fn check_pipeline(
             }
             if edges.iter().any(|(f, p, _)| *f == from && *p == port) {
                 errors.push(
-                    format!("{c_path}"),
+                    c_path.clone(),
                     format!("port `{port}` of `{from}` is connected twice: give each connection its own `port`"),
                 );
             }
@@ -201,7 +241,10 @@ fn check_pipeline(
     }
     // Shape: at least one receiver; every other node fed; every non-exporter feeding.
     if !kinds.values().any(|k| *k == NodeKind::Receiver) {
-        errors.push(format!("{path}.nodes"), "the pipeline has no receiver: add a `receiver:...` node");
+        errors.push(
+            format!("{path}.nodes"),
+            "the pipeline has no receiver: add a `receiver:...` node",
+        );
     }
     for (id, kind) in &kinds {
         let has_input = edges.iter().any(|(_, _, to)| to == id);
@@ -209,13 +252,19 @@ fn check_pipeline(
         if *kind != NodeKind::Receiver && !has_input {
             errors.push(
                 format!("{path}.nodes.{id}"),
-                format!("{} `{id}` has no input: connect a node to it", kind.as_str()),
+                format!(
+                    "{} `{id}` has no input: connect a node to it",
+                    kind.as_str()
+                ),
             );
         }
         if *kind != NodeKind::Exporter && !has_output {
             errors.push(
                 format!("{path}.nodes.{id}"),
-                format!("{} `{id}` has no output: connect it to a node", kind.as_str()),
+                format!(
+                    "{} `{id}` has no output: connect it to a node",
+                    kind.as_str()
+                ),
             );
         }
     }
@@ -232,7 +281,12 @@ fn check_pipeline(
     if errors.list.len() > before {
         return None;
     }
-    let index = |id: &str| order.iter().position(|o| *o == id).expect("every node is ordered");
+    let index = |id: &str| {
+        order
+            .iter()
+            .position(|o| *o == id)
+            .expect("every node is ordered")
+    };
     Some(PipelineSpec {
         group: group.to_string(),
         name: name.to_string(),
@@ -257,12 +311,19 @@ fn check_pipeline(
 }
 
 /// Nodes with sources first; on a cycle, the nodes along it.
-fn topological_order<'a>(ids: &[&'a str], edges: &[(&'a str, String, &'a str)]) -> Result<Vec<&'a str>, Vec<&'a str>> {
+fn topological_order<'a>(
+    ids: &[&'a str],
+    edges: &[(&'a str, String, &'a str)],
+) -> Result<Vec<&'a str>, Vec<&'a str>> {
     let mut indegree: BTreeMap<&str, usize> = ids.iter().map(|id| (*id, 0)).collect();
     for (_, _, to) in edges {
         *indegree.entry(to).or_default() += 1;
     }
-    let mut ready: Vec<&str> = indegree.iter().filter(|(_, d)| **d == 0).map(|(id, _)| *id).collect();
+    let mut ready: Vec<&str> = indegree
+        .iter()
+        .filter(|(_, d)| **d == 0)
+        .map(|(id, _)| *id)
+        .collect();
     let mut order = Vec::with_capacity(ids.len());
     while let Some(id) = ready.pop() {
         order.push(id);
@@ -280,7 +341,10 @@ fn topological_order<'a>(ids: &[&'a str], edges: &[(&'a str, String, &'a str)]) 
     // Every node left over still has an unplaced predecessor: walking predecessors
     // must come back to a node already seen, and that loop is a cycle.
     let placed: BTreeSet<&str> = order.iter().copied().collect();
-    let mut node = *ids.iter().find(|id| !placed.contains(*id)).expect("a node is left");
+    let mut node = *ids
+        .iter()
+        .find(|id| !placed.contains(*id))
+        .expect("a node is left");
     let mut path = vec![node];
     loop {
         let Some(prev) = edges

@@ -38,7 +38,7 @@ impl RunOutcome {
 
 /// Runs `plan` until SIGINT/SIGTERM or until every pipeline ends by itself; progress
 /// lines go to `progress`.
-pub fn run(plan: Plan, progress: Box<dyn Write + Send>) -> Result<RunOutcome, EngineError> {
+pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcome, EngineError> {
     let shutdown = Arc::new(ShutdownSignal::default());
     let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|source| EngineError::Start {
         pipeline: "(controller)".into(),
@@ -56,6 +56,13 @@ pub fn run(plan: Plan, progress: Box<dyn Write + Send>) -> Result<RunOutcome, En
         })
     };
 
+    let instances_count: usize = plan.pipelines.iter().map(|(_, p)| p.len()).sum();
+    // Signals are handled from here on: tell whoever waits for it.
+    let _ = writeln!(
+        progress,
+        "its: running {instances_count} pipeline instance(s); SIGINT or SIGTERM stops them"
+    );
+    let _ = progress.flush();
     let (sender, receiver) = metric_schema::channel(TELEMETRY_QUEUE);
     let drain = spawn_drain(receiver, plan.settings.reporting_interval, progress);
 

@@ -1,0 +1,119 @@
+//! The `its` binary: exit codes, messages, and a graceful stop on SIGINT.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn its() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_its"))
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+#[test]
+fn check_of_a_bad_config_exits_1_with_the_path_and_no_panic() {
+    let out = its()
+        .args(["check", "--config"])
+        .arg(repo("pipelines/tests/fixtures/cycle.yaml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cycle.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("groups.default.pipelines.main.connections"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn check_prints_the_graph_and_the_placement() {
+    let out = its()
+        .args(["check", "--config"])
+        .arg(repo("configs/synthetic-numa.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("synthetic 2 NUMA node(s)"), "{stdout}");
+    assert!(stdout.contains("(numa 1, os core"), "{stdout}");
+    assert!(stdout.contains("generator [default] -> noop"), "{stdout}");
+}
+
+#[test]
+fn usage_mistakes_exit_2() {
+    for args in [
+        vec!["frobnicate"],
+        vec!["run"],
+        vec!["check", "--config"],
+        vec![],
+    ] {
+        let out = its().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"));
+    }
+}
+
+#[test]
+fn nodes_lists_every_registered_type() {
+    let out = its().arg("nodes").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for t in [
+        "receiver:traffic_generator",
+        "processor:debug",
+        "processor:batch",
+        "exporter:noop",
+    ] {
+        assert!(stdout.contains(t), "{t} missing from: {stdout}");
+    }
+}
+
+#[test]
+fn a_finite_pipeline_runs_to_its_end_and_exits_0() {
+    let out = its()
+        .args(["run", "--config"])
+        .arg(repo("configs/finite-rate-limited.yaml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("demo/paced: 10000 items reached the exporters"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigint_drains_the_pipelines_and_exits_0() {
+    let mut child = its()
+        .args(["run", "--config"])
+        .arg(repo("configs/default.yaml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line says signals are handled.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("SIGINT or SIGTERM stops them"), "{line}");
+    // The next line is the first progress report: data is flowing.
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("items/s into exporters"), "{line}");
+    // SAFETY: sending a signal to our own child process, whose pid is valid until waited.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.contains("items reached the exporters"), "{stderr}");
+    assert!(!stderr.contains("failed"), "{stderr}");
+}
