@@ -186,11 +186,22 @@ struct Entry {
 
 /// A registered metric set: dereferences to the set, records with plain stores.
 ///
-/// Dropping the handle unregisters the set after its last values are reported. The
-/// handle is `!Send`: a set is recorded only by the core that registered it.
+/// Dropping the last handle unregisters the set after its last values are reported.
+/// The handle is `!Send`: a set is recorded only by the core that registered it.
 pub struct MetricSetHandle<M: MetricSet> {
     set: Rc<M>,
     id: Option<SetId>,
+}
+
+/// Another handle to the same set (for example one for a node's loop and one for its
+/// effect handler). The set is unregistered once every handle is dropped.
+impl<M: MetricSet> Clone for MetricSetHandle<M> {
+    fn clone(&self) -> Self {
+        MetricSetHandle {
+            set: Rc::clone(&self.set),
+            id: self.id,
+        }
+    }
 }
 
 impl<M: MetricSet> MetricSetHandle<M> {

@@ -134,6 +134,32 @@ impl<T> Sender<T> {
     }
 }
 
+/// Watches a channel's depth without keeping it open (unlike a [`Sender`]).
+pub struct Observer<T> {
+    shared: std::rc::Weak<RefCell<Shared<T>>>,
+}
+
+impl<T> Observer<T> {
+    /// Messages waiting (0 once the channel is gone).
+    pub fn len(&self) -> usize {
+        self.shared.upgrade().map_or(0, |s| s.borrow().queue.len())
+    }
+
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Sender<T> {
+    /// An observer of this channel's depth.
+    pub fn observer(&self) -> Observer<T> {
+        Observer {
+            shared: Rc::downgrade(&self.shared),
+        }
+    }
+}
+
 /// The receiving end.
 pub struct Receiver<T> {
     shared: Rc<RefCell<Shared<T>>>,

@@ -52,7 +52,7 @@ pub struct EffectHandler {
     node_id: Rc<str>,
     core: u32,
     ports: Vec<OutPort>,
-    metrics: Option<Rc<MetricSetHandle<NodeMetrics>>>,
+    metrics: Option<MetricSetHandle<NodeMetrics>>,
     control: Sender<ControlMsg>,
 }
 
@@ -61,7 +61,7 @@ impl EffectHandler {
         node_id: Rc<str>,
         core: u32,
         ports: Vec<OutPort>,
-        metrics: Option<Rc<MetricSetHandle<NodeMetrics>>>,
+        metrics: Option<MetricSetHandle<NodeMetrics>>,
         control: Sender<ControlMsg>,
     ) -> Self {
         EffectHandler {
@@ -140,7 +140,6 @@ impl EffectHandler {
         }
         if let Some(m) = &port.metrics {
             m.sent_messages.inc();
-            m.queue_depth.set(port.sender.len() as u64);
         }
         if let Some(m) = &self.metrics {
             m.produced_messages.inc();

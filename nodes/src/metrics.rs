@@ -75,7 +75,7 @@ pub struct ChannelMetrics {
     /// Sends that found the channel full and had to wait (backpressure).
     #[metric(unit = "{message}")]
     pub full: Counter<u64>,
-    /// Messages waiting in the channel after the last send.
+    /// Messages waiting in the channel, sampled at each telemetry tick.
     #[metric(unit = "{message}")]
     pub queue_depth: Gauge<u64>,
 }

@@ -97,7 +97,7 @@ pub(crate) struct NodeIo {
     /// Outputs and timers.
     pub(crate) effect: EffectHandler,
     /// This node's metrics (`None` when engine telemetry is off).
-    pub(crate) metrics: Option<Rc<MetricSetHandle<NodeMetrics>>>,
+    pub(crate) metrics: Option<MetricSetHandle<NodeMetrics>>,
     /// When a shutdown must be over.
     pub(crate) deadline: Rc<std::cell::Cell<Instant>>,
 }

@@ -316,6 +316,11 @@ async fn run_instance(
         })
         .collect();
     let mut ports: Vec<Vec<OutPort>> = (0..spec.nodes.len()).map(|_| Vec::new()).collect();
+    // Channel depths are sampled on each telemetry tick, not on each send.
+    let mut depths: Vec<(
+        channel::Observer<_>,
+        metric_schema::MetricSetHandle<ChannelMetrics>,
+    )> = Vec::new();
     for edge in &spec.edges {
         let Some((sender, _)) = &inputs[edge.to] else {
             continue;
@@ -330,6 +335,9 @@ async fn run_instance(
                 core,
             })
         });
+        if let Some(m) = &metrics {
+            depths.push((sender.observer(), m.clone()));
+        }
         ports[edge.from].push(OutPort {
             name: edge.port.clone(),
             sender: sender.clone(),
@@ -357,13 +365,13 @@ async fn run_instance(
         };
         let task = (factory.create)(&node.config, &ctx).map_err(node_error)?;
         let metrics = telemetry.then(|| {
-            Rc::new(metric_schema::register::<NodeMetrics, _>(&NodeAttrs {
+            metric_schema::register::<NodeMetrics, _>(&NodeAttrs {
                 group: spec.group.clone(),
                 pipeline: spec.name.clone(),
                 node: node.id.clone(),
                 node_type: node.type_name.clone(),
                 core,
-            }))
+            })
         });
         let (control_tx, control_rx) = channel::channel(CONTROL_CAPACITY);
         let effect = EffectHandler::new(
@@ -434,6 +442,9 @@ async fn run_instance(
         }
         tokio::task::yield_now().await;
         observe(&pipeline_metrics);
+        for (observer, metrics) in &depths {
+            metrics.queue_depth.set(observer.len() as u64);
+        }
         metric_schema::report();
     }
 
