@@ -79,10 +79,10 @@ fn pipeline(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(1));
     group.bench_function("telemetry_off", |b| {
-        b.iter_custom(|iters| run_once(iters, false))
+        b.iter_custom(|iters| run_once(iters, false));
     });
     group.bench_function("telemetry_on", |b| {
-        b.iter_custom(|iters| run_once(iters, true))
+        b.iter_custom(|iters| run_once(iters, true));
     });
     group.finish();
 }
