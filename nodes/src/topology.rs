@@ -41,6 +41,9 @@ pub enum TopologyError {
     /// The OS reported no usable core.
     #[error("the OS reports no usable core")]
     NoCores,
+    /// hwloc could not load the topology.
+    #[error("hwloc could not load the topology: {0}")]
+    Hwloc(String),
 }
 
 /// The cores and NUMA nodes pipelines can run on.
@@ -105,10 +108,20 @@ pub fn parse_cpu_list(list: &str) -> Option<Vec<u32>> {
 }
 
 impl Topology {
-    /// The machine's topology: NUMA nodes from `/sys/devices/system/node`, restricted
-    /// to the cores this process may run on; one node holding every usable core when
-    /// sysfs says nothing.
+    /// The machine's topology: from hwloc when built with the `hwloc` feature (and
+    /// hwloc succeeds), from sysfs otherwise.
     pub fn detect() -> Result<Topology, TopologyError> {
+        #[cfg(feature = "hwloc")]
+        if let Ok(topology) = Self::detect_hwloc() {
+            return Ok(topology);
+        }
+        Self::detect_sysfs()
+    }
+
+    /// The machine's topology from Linux sysfs: NUMA nodes from
+    /// `/sys/devices/system/node`, restricted to the cores this process may run on; one
+    /// node holding every usable core when sysfs says nothing.
+    pub fn detect_sysfs() -> Result<Topology, TopologyError> {
         let usable: Vec<usize> = core_affinity::get_core_ids()
             .unwrap_or_default()
             .into_iter()
@@ -216,6 +229,74 @@ impl Topology {
             core,
             numa_node: node.id,
             os_core,
+        })
+    }
+}
+
+#[cfg(feature = "hwloc")]
+impl Topology {
+    /// The machine's topology as hwloc discovers it (the `hwloc` feature).
+    pub fn detect_hwloc() -> Result<Topology, TopologyError> {
+        let topology =
+            hwlocality::Topology::new().map_err(|e| TopologyError::Hwloc(e.to_string()))?;
+        let os_cores = topology
+            .cpuset()
+            .iter_set()
+            .map(usize::from)
+            .collect::<Vec<_>>();
+        Self::from_hwloc(&topology, os_cores, false)
+    }
+
+    /// An hwloc synthetic topology such as `node:2 core:2 pu:1`, its processing units
+    /// pinned round robin onto the cores of `onto`.
+    pub fn hwloc_synthetic(description: &str, onto: &Topology) -> Result<Topology, TopologyError> {
+        let topology = hwlocality::Topology::builder()
+            .from_synthetic(description)
+            .map_err(|e| TopologyError::Synthetic {
+                spec: description.to_string(),
+                reason: e.to_string(),
+            })?
+            .build()
+            .map_err(|e| TopologyError::Hwloc(e.to_string()))?;
+        Self::from_hwloc(&topology, onto.os_cores.clone(), true)
+    }
+
+    fn from_hwloc(
+        topology: &hwlocality::Topology,
+        os_cores: Vec<usize>,
+        synthetic: bool,
+    ) -> Result<Topology, TopologyError> {
+        use hwlocality::object::types::ObjectType;
+        let mut nodes: Vec<NumaNode> = topology
+            .objects_with_type(ObjectType::NUMANode)
+            .filter_map(|node| {
+                let cores = node
+                    .cpuset()?
+                    .iter_set()
+                    .map(|i| u32::try_from(usize::from(i)).unwrap_or(u32::MAX))
+                    .filter(|&c| synthetic || os_cores.contains(&(c as usize)))
+                    .collect::<Vec<u32>>();
+                Some(NumaNode {
+                    id: u32::try_from(node.os_index()?).ok()?,
+                    cores,
+                })
+            })
+            .filter(|n| !n.cores.is_empty())
+            .collect();
+        nodes.sort_by_key(|n| n.id);
+        if nodes.is_empty() && !os_cores.is_empty() {
+            nodes.push(NumaNode {
+                id: 0,
+                cores: os_cores.iter().map(|&c| c as u32).collect(),
+            });
+        }
+        if nodes.is_empty() {
+            return Err(TopologyError::NoCores);
+        }
+        Ok(Topology {
+            nodes,
+            os_cores,
+            synthetic,
         })
     }
 }
@@ -349,6 +430,27 @@ mod tests {
         let e = CoreAllocation::Set(vec![1, 7]).resolve(&t).unwrap_err();
         assert_eq!(e, "core 7 is not on this machine (cores 0-3)");
         assert!(CoreAllocation::Count(0).resolve(&t).is_err());
+    }
+
+    #[cfg(feature = "hwloc")]
+    #[test]
+    fn hwloc_sees_the_cores_sysfs_sees() {
+        let sysfs = Topology::detect_sysfs().unwrap();
+        let hwloc = Topology::detect_hwloc().unwrap();
+        assert_eq!(hwloc.cores(), sysfs.cores());
+        assert_eq!(hwloc.numa_nodes().len(), sysfs.numa_nodes().len());
+    }
+
+    #[cfg(feature = "hwloc")]
+    #[test]
+    fn an_hwloc_synthetic_machine_has_two_numa_nodes() {
+        let t = Topology::hwloc_synthetic("node:2 core:2 pu:1", &one_node()).unwrap();
+        assert!(t.is_synthetic());
+        assert_eq!(t.numa_nodes().len(), 2);
+        assert_eq!(t.numa_nodes()[1].cores, vec![2, 3]);
+        assert_eq!(t.placement(3).unwrap().numa_node, 1);
+        let e = Topology::hwloc_synthetic("node:two", &one_node()).unwrap_err();
+        assert!(e.to_string().contains("node:two"), "{e}");
     }
 
     #[test]
