@@ -41,7 +41,7 @@ pub use message::{ControlMsg, Message, PData, Payload};
 pub use node::{ControlChannel, Exporter, NodeError, NodeTask, Processor, Receiver};
 pub use runtime::{
     DEFAULT_PORT, EdgeSpec, EngineError, EngineSettings, InstanceHandle, InstanceSummary, NodeSpec,
-    PipelineSpec, ShutdownSignal, spawn_instance,
+    PipelineSpec, ShutdownSignal, spawn_instance, spawn_internal,
 };
 pub use topology::{CoreAllocation, CorePlacement, Topology};
 

@@ -199,6 +199,24 @@ impl InstanceHandle {
     }
 }
 
+/// `os_core` of an instance that runs on a thread of its own, not pinned.
+const UNPINNED: usize = usize::MAX;
+
+/// Starts the internal telemetry pipeline on a thread of its own (not pinned, and
+/// without engine telemetry of its own: what carries telemetry must not feed it back).
+pub fn spawn_internal(
+    spec: Arc<PipelineSpec>,
+    settings: EngineSettings,
+    shutdown: Arc<ShutdownSignal>,
+) -> Result<InstanceHandle, EngineError> {
+    let placement = CorePlacement {
+        core: 0,
+        numa_node: 0,
+        os_core: UNPINNED,
+    };
+    spawn_instance(spec, placement, None, settings, shutdown)
+}
+
 /// Starts one instance of `spec` on `placement`. Its metric sets report into
 /// `telemetry` (none: the engine's telemetry goes nowhere and is not recorded).
 pub fn spawn_instance(
@@ -236,9 +254,11 @@ fn run_thread(
     shutdown: &ShutdownSignal,
     pipeline: String,
 ) -> Result<InstanceSummary, EngineError> {
-    if !core_affinity::set_for_current(core_affinity::CoreId {
-        id: placement.os_core,
-    }) {
+    if placement.os_core != UNPINNED
+        && !core_affinity::set_for_current(core_affinity::CoreId {
+            id: placement.os_core,
+        })
+    {
         return Err(EngineError::Pin {
             pipeline,
             core: placement.core,

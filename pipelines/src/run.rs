@@ -66,8 +66,26 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
     let (sender, receiver) = metric_schema::channel(TELEMETRY_QUEUE);
     let drain = spawn_drain(receiver, plan.settings.reporting_interval, progress);
 
-    let mut instances = Vec::new();
     let mut start_error = None;
+    // The internal pipeline has its own stop signal: it stops after the engine's
+    // pipelines, so that it sees their last reports.
+    let internal_shutdown = Arc::new(ShutdownSignal::default());
+    let internal = match &plan.internal {
+        Some(spec) => match nodes::spawn_internal(
+            Arc::clone(spec),
+            plan.settings.clone(),
+            Arc::clone(&internal_shutdown),
+        ) {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                start_error = Some(e);
+                shutdown.trigger();
+                None
+            }
+        },
+        None => None,
+    };
+    let mut instances = Vec::new();
     for (spec, placements) in &plan.pipelines {
         for placement in placements {
             match nodes::spawn_instance(
@@ -93,6 +111,15 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
             Err(e) => {
                 start_error.get_or_insert(e);
                 shutdown.trigger();
+            }
+        }
+    }
+    internal_shutdown.trigger();
+    if let Some(handle) = internal {
+        match handle.join() {
+            Ok(summary) => summaries.push(summary),
+            Err(e) => {
+                start_error.get_or_insert(e);
             }
         }
     }

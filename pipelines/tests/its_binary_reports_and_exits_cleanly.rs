@@ -117,3 +117,18 @@ fn sigint_drains_the_pipelines_and_exits_0() {
     assert!(stderr.contains("items reached the exporters"), "{stderr}");
     assert!(!stderr.contains("failed"), "{stderr}");
 }
+
+#[test]
+fn the_internal_pipeline_runs_beside_and_stops_after_the_engine() {
+    let out = its()
+        .args(["run", "--config"])
+        .arg(repo("configs/internal-pipeline.yaml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("default/main: 10000000 items reached the exporters"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,147 @@
+//! A node with several output ports sends to each by name; an unknown port is an error
+//! the node sees, and the engine counts the failed message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metric_schema::snapshot::FieldValue;
+use nodes::{
+    EdgeSpec, EffectHandler, EngineSettings, Message, NodeContext, NodeError, NodeFactory,
+    NodeKind, NodeSpec, NodeTask, PData, PipelineSpec, Processor, ShutdownSignal, Topology,
+};
+
+/// Sends even-sized batches to `even`, odd ones to `odd`, and every tenth to `nowhere`.
+struct Router;
+
+impl Processor for Router {
+    async fn process(&mut self, msg: Message, effect: &EffectHandler) -> Result<(), NodeError> {
+        let Message::PData(pdata) = msg else {
+            return Ok(());
+        };
+        let port = match pdata.items {
+            n if n % 10 == 0 => "nowhere",
+            n if n % 2 == 0 => "even",
+            _ => "odd",
+        };
+        effect.send_to(port, pdata).await?;
+        Ok(())
+    }
+}
+
+#[linkme::distributed_slice(nodes::NODE_FACTORIES)]
+static ROUTER: NodeFactory = NodeFactory {
+    type_name: "processor:test_router",
+    kind: NodeKind::Processor,
+    description: "test: routes by batch size parity",
+    validate: |_| Ok(()),
+    create: |_, _: &NodeContext| Ok(NodeTask::processor(Router)),
+};
+
+/// Produces batches of 1..=20 items, once each.
+struct Counting;
+
+impl nodes::Receiver for Counting {
+    async fn run(
+        self: Box<Self>,
+        _control: nodes::ControlChannel,
+        effect: EffectHandler,
+    ) -> Result<(), NodeError> {
+        for items in 1..=20 {
+            effect.send_message(PData::synthetic(items, 0)).await?;
+        }
+        Ok(())
+    }
+}
+
+#[linkme::distributed_slice(nodes::NODE_FACTORIES)]
+static COUNTING: NodeFactory = NodeFactory {
+    type_name: "receiver:test_counting",
+    kind: NodeKind::Receiver,
+    description: "test: batches of 1 to 20 items",
+    validate: |_| Ok(()),
+    create: |_, _: &NodeContext| Ok(NodeTask::receiver(Counting)),
+};
+
+#[test]
+fn each_port_feeds_its_own_node() {
+    let node = |id: &str, t: &str| NodeSpec {
+        id: id.into(),
+        type_name: t.into(),
+        config: serde_json::Value::Null,
+    };
+    let edge = |from, port: &str, to| EdgeSpec {
+        from,
+        port: port.into(),
+        to,
+    };
+    let spec = Arc::new(PipelineSpec {
+        group: "test".into(),
+        name: "ports".into(),
+        nodes: vec![
+            node("src", "receiver:test_counting"),
+            node("router", "processor:test_router"),
+            node("even", "exporter:noop"),
+            node("odd", "exporter:noop"),
+        ],
+        edges: vec![
+            edge(0, nodes::DEFAULT_PORT, 1),
+            edge(1, "even", 2),
+            edge(1, "odd", 3),
+        ],
+        channel_capacity: 2,
+    });
+    let topology = Topology::detect().unwrap();
+    let placement = topology.placement(topology.cores()[0]).unwrap();
+    let (sender, receiver) = metric_schema::channel(256);
+    let settings = EngineSettings {
+        reporting_interval: Duration::from_millis(50),
+        ..EngineSettings::default()
+    };
+    let instance = nodes::spawn_instance(
+        spec,
+        placement,
+        Some(sender),
+        settings,
+        Arc::new(ShutdownSignal::default()),
+    )
+    .unwrap();
+    instance.join().unwrap();
+
+    let mut names = std::collections::HashMap::new();
+    let mut totals: std::collections::HashMap<(String, &str), u64> = Default::default();
+    while let Some(batch) = receiver.try_recv() {
+        for r in batch.registrations() {
+            if r.descriptor.name == "engine.node" {
+                names.insert(r.set_id, (r.attribute_values[2].to_string(), r.descriptor));
+            }
+        }
+        for set in batch.sets() {
+            let Some((node, descriptor)) = names.get(&set.set_id) else {
+                continue;
+            };
+            for (field, value) in set.fields() {
+                if let FieldValue::U64(v) = value {
+                    *totals
+                        .entry((node.clone(), descriptor.fields[usize::from(field)].name))
+                        .or_default() += v;
+                }
+            }
+        }
+    }
+    let get = |node: &str, field| totals.get(&(node.to_string(), field)).copied().unwrap_or(0);
+    // Even sizes not divisible by ten: 2,4,6,8,12,14,16,18; odd: 1,3,...,19.
+    assert_eq!(
+        get("even", "consumed_items"),
+        2 + 4 + 6 + 8 + 12 + 14 + 16 + 18
+    );
+    assert_eq!(
+        get("odd", "consumed_items"),
+        (1..=19).step_by(2).sum::<u64>()
+    );
+    assert_eq!(
+        get("router", "failed_messages"),
+        2,
+        "10 and 20 went to an unknown port"
+    );
+    assert_eq!(get("router", "consumed_messages"), 20);
+}
