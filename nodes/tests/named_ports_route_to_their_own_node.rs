@@ -108,7 +108,8 @@ fn each_port_feeds_its_own_node() {
     instance.join().unwrap();
 
     let mut names = std::collections::HashMap::new();
-    let mut totals: std::collections::HashMap<(String, &str), u64> = Default::default();
+    let mut totals: std::collections::HashMap<(String, &str), u64> =
+        std::collections::HashMap::new();
     while let Some(batch) = receiver.try_recv() {
         for r in batch.registrations() {
             if r.descriptor.name == "engine.node" {
