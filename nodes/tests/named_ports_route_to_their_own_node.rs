@@ -1,13 +1,14 @@
 //! A node with several output ports sends to each by name; an unknown port is an error
 //! the node sees, and the engine counts the failed message.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use metric_schema::snapshot::FieldValue;
+use common::{Collector, edge, node, start_on_first_core};
 use nodes::{
-    EdgeSpec, EffectHandler, EngineSettings, Message, NodeContext, NodeError, NodeFactory,
-    NodeKind, NodeSpec, NodeTask, PData, PipelineSpec, Processor, ShutdownSignal, Topology,
+    EffectHandler, Message, NodeContext, NodeError, NodeFactory, NodeKind, NodeTask, PData,
+    PipelineSpec, Processor,
 };
 
 /// Sends even-sized batches to `even`, odd ones to `odd`, and every tenth to `nowhere`.
@@ -64,24 +65,15 @@ static COUNTING: NodeFactory = NodeFactory {
 
 #[test]
 fn each_port_feeds_its_own_node() {
-    let node = |id: &str, t: &str| NodeSpec {
-        id: id.into(),
-        type_name: t.into(),
-        config: serde_json::Value::Null,
-    };
-    let edge = |from, port: &str, to| EdgeSpec {
-        from,
-        port: port.into(),
-        to,
-    };
-    let spec = Arc::new(PipelineSpec {
+    let none = serde_json::Value::Null;
+    let spec = PipelineSpec {
         group: "test".into(),
         name: "ports".into(),
         nodes: vec![
-            node("src", "receiver:test_counting"),
-            node("router", "processor:test_router"),
-            node("even", "exporter:noop"),
-            node("odd", "exporter:noop"),
+            node("src", "receiver:test_counting", none.clone()),
+            node("router", "processor:test_router", none.clone()),
+            node("even", "exporter:noop", none.clone()),
+            node("odd", "exporter:noop", none),
         ],
         edges: vec![
             edge(0, nodes::DEFAULT_PORT, 1),
@@ -89,47 +81,12 @@ fn each_port_feeds_its_own_node() {
             edge(1, "odd", 3),
         ],
         channel_capacity: 2,
-    });
-    let topology = Topology::detect().unwrap();
-    let placement = topology.placement(topology.cores()[0]).unwrap();
-    let (sender, receiver) = metric_schema::channel(256);
-    let settings = EngineSettings {
-        reporting_interval: Duration::from_millis(50),
-        ..EngineSettings::default()
     };
-    let instance = nodes::spawn_instance(
-        spec,
-        placement,
-        Some(sender),
-        settings,
-        Arc::new(ShutdownSignal::default()),
-    )
-    .unwrap();
-    instance.join().unwrap();
-
-    let mut names = std::collections::HashMap::new();
-    let mut totals: std::collections::HashMap<(String, &str), u64> =
-        std::collections::HashMap::new();
-    while let Some(batch) = receiver.try_recv() {
-        for r in batch.registrations() {
-            if r.descriptor.name == "engine.node" {
-                names.insert(r.set_id, (r.attribute_values[2].to_string(), r.descriptor));
-            }
-        }
-        for set in batch.sets() {
-            let Some((node, descriptor)) = names.get(&set.set_id) else {
-                continue;
-            };
-            for (field, value) in set.fields() {
-                if let FieldValue::U64(v) = value {
-                    *totals
-                        .entry((node.clone(), descriptor.fields[usize::from(field)].name))
-                        .or_default() += v;
-                }
-            }
-        }
-    }
-    let get = |node: &str, field| totals.get(&(node.to_string(), field)).copied().unwrap_or(0);
+    let started = start_on_first_core(spec, Duration::from_millis(50));
+    started.instance.join().unwrap();
+    let mut metrics = Collector::default();
+    metrics.drain(&started.receiver);
+    let get = |node: &str, field: &str| metrics.get("engine.node", node, field);
     // Even sizes not divisible by ten: 2,4,6,8,12,14,16,18; odd: 1,3,...,19.
     assert_eq!(
         get("even", "consumed_items"),
