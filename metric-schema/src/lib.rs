@@ -99,9 +99,9 @@ pub use metric_schema_macros::{AttributeEnum, attribute_set, metric_set};
 pub use metric_set::{DynMetricSet, MetricSet};
 pub use registry::{Registry, RegistryError};
 pub use reporter::{
-    AlreadyInstalled, InstalledReporter, MetricSetHandle, RegisterError, ReportOutcome, Reporter,
-    ReporterStats, SnapshotReceiver, SnapshotSender, channel, detached_sets, install, lost_values,
-    register, report, report_if_due, try_register,
+    AlreadyInstalled, InstalledReporter, MetricSetHandle, Recycler, RegisterError, ReportOutcome,
+    Reporter, ReporterStats, SnapshotReceiver, SnapshotSender, channel, detached_sets, install,
+    lost_values, register, report, report_if_due, try_register,
 };
 pub use snapshot::{FieldValue, SetId, SnapshotBatch};
 

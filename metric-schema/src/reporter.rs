@@ -91,6 +91,16 @@ impl SnapshotReceiver {
         self.rx.try_recv().ok()
     }
 
+    /// Takes a batch if one is waiting; `Err(Disconnected)` once every reporter is gone
+    /// and the queue is empty (nothing more will ever come).
+    pub fn try_next(&self) -> Result<Option<SnapshotBatch>, RecvError> {
+        match self.rx.try_recv() {
+            Ok(batch) => Ok(Some(batch)),
+            Err(crossbeam_channel::TryRecvError::Empty) => Ok(None),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Err(RecvError::Disconnected),
+        }
+    }
+
     /// Waits up to `timeout` for a batch. `Err(Disconnected)` once every sender is gone
     /// and the queue is empty.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<SnapshotBatch, RecvError> {
@@ -111,6 +121,14 @@ impl SnapshotReceiver {
         let _ = self.recycle.try_send(batch);
     }
 
+    /// A handle that recycles batches from elsewhere (the node that finishes with a
+    /// batch is often not the one that received it).
+    pub fn recycler(&self) -> Recycler {
+        Recycler {
+            recycle: self.recycle.clone(),
+        }
+    }
+
     /// Batches waiting in the queue.
     pub fn len(&self) -> usize {
         self.rx.len()
@@ -124,6 +142,19 @@ impl SnapshotReceiver {
     /// The queue's capacity in batches.
     pub fn capacity(&self) -> usize {
         self.rx.capacity().unwrap_or(0)
+    }
+}
+
+/// Hands processed batches back to the reporters; see [`SnapshotReceiver::recycler`].
+#[derive(Debug, Clone)]
+pub struct Recycler {
+    recycle: Sender<SnapshotBatch>,
+}
+
+impl Recycler {
+    /// Hands a processed batch back for reuse (freed if the recycle queue is full).
+    pub fn recycle(&self, batch: SnapshotBatch) {
+        let _ = self.recycle.try_send(batch);
     }
 }
 

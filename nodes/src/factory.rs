@@ -38,6 +38,9 @@ pub struct NodeContext {
     pub core: u32,
     /// NUMA node of that core.
     pub numa_node: u32,
+    /// How often the engine reports its metric sets (the default cadence of nodes that
+    /// work per interval).
+    pub reporting_interval: std::time::Duration,
 }
 
 /// Builds nodes of one type.

@@ -382,6 +382,7 @@ async fn run_instance(
             pipeline: (spec.group.clone(), spec.name.clone()),
             core,
             numa_node: placement.numa_node,
+            reporting_interval: settings.reporting_interval,
         };
         let task = (factory.create)(&node.config, &ctx).map_err(node_error)?;
         let metrics = telemetry.then(|| {

@@ -80,15 +80,29 @@ pub fn plan(
             .unwrap_or(Duration::from_secs(5)),
     };
 
-    let internal = config.engine.observability.pipeline.as_ref().and_then(|p| {
-        check_pipeline(
-            &mut errors,
-            "engine.observability.pipeline",
-            "engine",
-            "observability",
-            p,
-        )
-    });
+    let internal = match config.engine.observability.pipeline.as_ref() {
+        Some(p) => {
+            let path = "engine.observability.pipeline";
+            let receivers: Vec<&String> = p
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.type_name == its_receiver::TYPE_NAME)
+                .map(|(id, _)| id)
+                .collect();
+            if receivers.len() > 1 {
+                errors.push(
+                    format!("{path}.nodes.{}", receivers[1]),
+                    format!(
+                        "a second `{}` (`{}` is the first): the internal pipeline has exactly one",
+                        its_receiver::TYPE_NAME,
+                        receivers[0]
+                    ),
+                );
+            }
+            check_pipeline(&mut errors, path, "engine", "observability", p)
+        }
+        None => Some(builtin_internal_pipeline()),
+    };
 
     if config.groups.values().all(|g| g.pipelines.is_empty()) {
         errors.push(
@@ -100,6 +114,17 @@ pub fn plan(
     for (group_id, group) in config.groups.iter() {
         for (pipeline_id, pipeline) in group.pipelines.iter() {
             let path = format!("groups.{group_id}.pipelines.{pipeline_id}");
+            for (id, node) in pipeline.nodes.iter() {
+                if node.type_name == its_receiver::TYPE_NAME {
+                    errors.push(
+                        format!("{path}.nodes.{id}.type"),
+                        format!(
+                            "`{}` runs only in `engine.observability.pipeline`",
+                            its_receiver::TYPE_NAME
+                        ),
+                    );
+                }
+            }
             let Some(spec) = check_pipeline(&mut errors, &path, group_id, pipeline_id, pipeline)
             else {
                 continue;
@@ -119,6 +144,32 @@ pub fn plan(
         pipelines,
         internal: internal.map(Arc::new),
     })
+}
+
+/// The internal pipeline when the configuration has none: the engine's metrics,
+/// aggregated across cores, printed as a table every reporting interval.
+fn builtin_internal_pipeline() -> PipelineSpec {
+    let node = |id: &str, type_name: &str| NodeSpec {
+        id: id.into(),
+        type_name: type_name.into(),
+        config: serde_json::Value::Null,
+    };
+    let edge = |from, to| EdgeSpec {
+        from,
+        port: nodes::DEFAULT_PORT.into(),
+        to,
+    };
+    PipelineSpec {
+        group: "engine".into(),
+        name: "observability".into(),
+        nodes: vec![
+            node("telemetry", its_receiver::TYPE_NAME),
+            node("aggregate", "processor:aggregate"),
+            node("console", "exporter:console"),
+        ],
+        edges: vec![edge(0, 1), edge(1, 2)],
+        channel_capacity: 64,
+    }
 }
 
 fn known_types() -> String {

@@ -38,6 +38,10 @@ impl RunOutcome {
 
 /// Runs `plan` until SIGINT/SIGTERM or until every pipeline ends by itself; progress
 /// lines go to `progress`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the start-up and stop sequence, in order"
+)]
 pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcome, EngineError> {
     let shutdown = Arc::new(ShutdownSignal::default());
     let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|source| EngineError::Start {
@@ -63,8 +67,29 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
         "its: running {instances_count} pipeline instance(s); SIGINT or SIGTERM stops them"
     );
     let _ = progress.flush();
-    let (sender, receiver) = metric_schema::channel(TELEMETRY_QUEUE);
-    let drain = spawn_drain(receiver, plan.settings.reporting_interval, progress);
+    // One telemetry queue per NUMA node: each core reports into its node's queue.
+    let mut senders = HashMap::new();
+    let mut queues = Vec::new();
+    for node in plan.topology.numa_nodes() {
+        let (sender, receiver) = metric_schema::channel(TELEMETRY_QUEUE);
+        senders.insert(node.id, sender);
+        queues.push((node.id, receiver));
+    }
+    let its_drains = plan.internal.as_ref().is_some_and(|spec| {
+        spec.nodes
+            .iter()
+            .any(|n| n.type_name == its_receiver::TYPE_NAME)
+    });
+    let drain = if its_drains {
+        its_receiver::hub::install(queues);
+        None
+    } else {
+        Some(spawn_drain(
+            queues.into_iter().map(|(_, q)| q).collect(),
+            plan.settings.reporting_interval,
+            progress,
+        ))
+    };
 
     let mut start_error = None;
     // The internal pipeline has its own stop signal: it stops after the engine's
@@ -91,7 +116,7 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
             match nodes::spawn_instance(
                 Arc::clone(spec),
                 *placement,
-                Some(sender.clone()),
+                senders.get(&placement.numa_node).cloned(),
                 plan.settings.clone(),
                 Arc::clone(&shutdown),
             ) {
@@ -103,7 +128,7 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
             }
         }
     }
-    drop(sender);
+    drop(senders);
     let mut summaries = Vec::new();
     for handle in instances {
         match handle.join() {
@@ -126,7 +151,9 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
     let signalled = shutdown.is_triggered();
     signal_handle.close();
     let _ = signal_thread.join();
-    let exported_items = drain.join().unwrap_or_default();
+    let exported_items = drain
+        .map(|d| d.join().unwrap_or_default())
+        .unwrap_or_default();
     if let Some(e) = start_error {
         return Err(e);
     }
@@ -137,11 +164,11 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
     })
 }
 
-/// Until the ITS nodes consume the queue, the controller drains it: it follows the
-/// engine's own metrics and prints, at most every few seconds, how many items reached
-/// the exporters of each pipeline.
+/// When the internal pipeline has no `receiver:internal_telemetry`, the controller
+/// drains the queues itself: it follows the engine's own metrics and prints, at most
+/// every few seconds, how many items reached the exporters of each pipeline.
 fn spawn_drain(
-    receiver: SnapshotReceiver,
+    queues: Vec<SnapshotReceiver>,
     interval: Duration,
     mut progress: Box<dyn Write + Send>,
 ) -> JoinHandle<HashMap<String, u64>> {
@@ -153,13 +180,19 @@ fn spawn_drain(
         let mut last_print = Instant::now();
         let mut printed: HashMap<String, u64> = HashMap::new();
         let print_every = interval.max(Duration::from_secs(5));
-        loop {
-            let batch = match receiver.recv_timeout(print_every) {
-                Ok(batch) => Some(batch),
-                Err(metric_schema::reporter::RecvError::Timeout) => None,
-                Err(metric_schema::reporter::RecvError::Disconnected) => break,
-            };
-            if let Some(batch) = batch {
+        let mut open = vec![true; queues.len()];
+        while open.iter().any(|o| *o) {
+            let mut idle = true;
+            for (queue, open) in queues.iter().zip(&mut open) {
+                let batch = match queue.try_next() {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => continue,
+                    Err(_) => {
+                        *open = false;
+                        continue;
+                    }
+                };
+                idle = false;
                 for r in batch.registrations() {
                     if r.descriptor.name == "engine.node" {
                         let v = &r.attribute_values;
@@ -180,7 +213,11 @@ fn spawn_drain(
                         }
                     }
                 }
-                receiver.recycle(batch);
+                queue.recycle(batch);
+            }
+            if idle {
+                // Reports come once per interval: a short nap costs nothing here.
+                std::thread::sleep(Duration::from_millis(5));
             }
             let elapsed = last_print.elapsed();
             if elapsed >= print_every {

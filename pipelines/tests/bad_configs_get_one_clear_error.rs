@@ -193,3 +193,50 @@ fn an_unsupported_version_names_the_supported_one() {
         ],
     );
 }
+
+const INTERNAL: &str = "engine.observability.pipeline";
+
+#[test]
+fn two_internal_receivers_are_refused() {
+    assert_mentions(
+        "two_internal_receivers.yaml",
+        &[
+            &format!("{INTERNAL}.nodes.second"),
+            "a second `receiver:internal_telemetry`",
+        ],
+    );
+}
+
+#[test]
+fn a_connection_into_the_internal_receiver_is_refused() {
+    assert_mentions(
+        "connection_into_internal_receiver.yaml",
+        &[
+            &format!("{INTERNAL}.connections[2].to"),
+            "`telemetry` is a receiver",
+        ],
+    );
+}
+
+#[test]
+fn keep_of_an_unknown_attribute_names_the_known_ones() {
+    assert_mentions(
+        "keep_unknown_attribute.yaml",
+        &[
+            &format!("{INTERNAL}.nodes.aggregate.config"),
+            "`host.name`",
+            "core.id, numa.node",
+        ],
+    );
+}
+
+#[test]
+fn the_internal_receiver_runs_only_in_the_internal_pipeline() {
+    assert_mentions(
+        "internal_receiver_in_engine_pipeline.yaml",
+        &[
+            &format!("{MAIN}.nodes.telemetry.type"),
+            "runs only in `engine.observability.pipeline`",
+        ],
+    );
+}

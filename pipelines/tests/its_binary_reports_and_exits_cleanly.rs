@@ -82,12 +82,13 @@ fn a_finite_pipeline_runs_to_its_end_and_exits_0() {
         .arg(repo("configs/finite-rate-limited.yaml"))
         .output()
         .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("demo/paced: 10000 items reached the exporters"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("1000 messages, 10000 items"), "{stderr}");
+    // The built-in internal pipeline prints the engine's metrics as tables.
+    assert!(stdout.contains("node.id=noop"), "{stdout}");
+    assert!(stdout.contains("consumed_items"), "{stdout}");
 }
 
 #[test]
@@ -104,18 +105,28 @@ fn sigint_drains_the_pipelines_and_exits_0() {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert!(line.contains("SIGINT or SIGTERM stops them"), "{line}");
-    // The next line is the first progress report: data is flowing.
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
-    assert!(line.contains("items/s into exporters"), "{line}");
+    // Then the internal pipeline's first interval: data is flowing and being reported.
+    loop {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "stdout ended early"
+        );
+        if line.contains("node.id=noop") {
+            break;
+        }
+    }
     // SAFETY: sending a signal to our own child process, whose pid is valid until waited.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert_eq!(rc, 0);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
-    assert!(stderr.contains("items reached the exporters"), "{stderr}");
     assert!(!stderr.contains("failed"), "{stderr}");
+    // The last interval after the stop still reports the exporter's work.
+    assert!(rest.contains("consumed_items"), "{rest}");
 }
 
 #[test]
@@ -130,5 +141,61 @@ fn the_internal_pipeline_runs_beside_and_stops_after_the_engine() {
     assert!(
         stderr.contains("default/main: 10000000 items reached the exporters"),
         "{stderr}"
+    );
+}
+
+/// Sums the JSON lines of `exporter:console` per (node id, core, metric).
+fn json_totals(stdout: &str) -> std::collections::HashMap<(String, String, String), u64> {
+    let mut totals = std::collections::HashMap::new();
+    for line in stdout.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        if v["set"] != "engine.node" {
+            continue;
+        }
+        let key = (
+            v["attributes"]["node.id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            v["attributes"]["core.id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            v["metric"].as_str().unwrap_or_default().to_string(),
+        );
+        *totals.entry(key).or_insert(0) += v["value"].as_u64().unwrap_or(0);
+    }
+    totals
+}
+
+#[test]
+fn the_its_exports_every_increment_of_a_finite_run() {
+    let out = its()
+        .args(["run", "--config"])
+        .arg(repo("configs/internal-telemetry.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let totals = json_totals(&stdout);
+    let cores: std::collections::BTreeSet<&String> =
+        totals.keys().map(|(_, core, _)| core).collect();
+    assert!(!cores.is_empty(), "no per-core series in: {stdout}");
+    for core in cores {
+        let get = |node: &str, metric: &str| {
+            totals
+                .get(&(node.to_string(), core.clone(), metric.to_string()))
+                .copied()
+                .unwrap_or(0)
+        };
+        // 20000 batches of 7 items per core, every one of them accounted for.
+        assert_eq!(get("generator", "produced_items"), 140_000, "core {core}");
+        assert_eq!(get("batch", "consumed_items"), 140_000, "core {core}");
+        assert_eq!(get("noop", "consumed_items"), 140_000, "core {core}");
+    }
+    assert!(
+        stderr.contains("cumulative"),
+        "the totals table goes to stderr: {stderr}"
     );
 }

@@ -1,0 +1,194 @@
+//! `exporter:console`: each aggregated interval as a readable table (set, entity
+//! attributes, metric, value with unit) or as JSON lines, on stdout or stderr.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use its_processors::model::{Interval, Series, Value};
+use nodes::{
+    ControlMsg, EffectHandler, Exporter, Message, NodeConfig, NodeContext, NodeError, NodeFactory,
+    NodeKind, NodeTask,
+};
+use serde::Deserialize;
+
+/// How intervals are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// A table per interval.
+    #[default]
+    Table,
+    /// One JSON object per point.
+    Json,
+}
+
+/// Where they are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    /// Standard output.
+    #[default]
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Configuration of `exporter:console`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// `table` (default) or `json`.
+    pub format: Format,
+    /// `stdout` (default) or `stderr`.
+    pub output: Output,
+}
+
+impl NodeConfig for ConsoleConfig {}
+
+/// `HH:MM:SS.mmm` (UTC) of a Unix time in nanoseconds.
+pub fn clock(unix_nanos: u64) -> String {
+    let ms = unix_nanos / 1_000_000;
+    let (s, ms) = (ms / 1000, ms % 1000);
+    let (h, m, s) = ((s / 3600) % 24, (s / 60) % 60, s % 60);
+    format!("{h:02}:{m:02}:{s:02}.{ms:03}")
+}
+
+fn value_text(value: &Value, unit: &str) -> String {
+    match value {
+        Value::U64(v) => format!("{v} {unit}"),
+        Value::I64(v) => format!("{v} {unit}"),
+        Value::F64(v) => format!("{v} {unit}"),
+        Value::Mmsc(m) => format!(
+            "count={} sum={} min={} max={} {unit}",
+            m.count, m.sum, m.min, m.max
+        ),
+        Value::Histogram(h) => format!(
+            "count={} sum={} min={} max={} scale={} buckets={}+{} {unit}",
+            h.count,
+            h.sum,
+            h.min,
+            h.max,
+            h.scale,
+            h.positive.counts.len(),
+            h.negative.counts.len()
+        ),
+    }
+}
+
+/// Renders an interval as a table.
+pub fn table(interval: &Interval) -> String {
+    let mut out = format!(
+        "── {} → {} UTC, {} ({} series, {} points) ──\n",
+        clock(interval.start_unix_nanos),
+        clock(interval.end_unix_nanos),
+        interval.temporality.as_str(),
+        interval.series.len(),
+        interval.point_count()
+    );
+    let mut series: Vec<&Series> = interval.series.iter().collect();
+    series.sort_by_key(|s| (s.descriptor.name, s.identity.pairs()));
+    for s in series {
+        let attrs: Vec<String> = s
+            .identity
+            .pairs()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(out, "{} {{{}}}", s.descriptor.name, attrs.join(", "));
+        for p in &s.points {
+            let field = &s.descriptor.fields[usize::from(p.field)];
+            let _ = writeln!(
+                out,
+                "  {:<28} {}",
+                field.name,
+                value_text(&p.value, field.unit)
+            );
+        }
+    }
+    out
+}
+
+/// Renders an interval as JSON lines, one per point.
+pub fn json_lines(interval: &Interval) -> String {
+    let mut out = String::new();
+    for s in &interval.series {
+        let attributes: serde_json::Map<String, serde_json::Value> = s
+            .identity
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        for p in &s.points {
+            let field = &s.descriptor.fields[usize::from(p.field)];
+            let value = match &p.value {
+                Value::U64(v) => serde_json::json!(v),
+                Value::I64(v) => serde_json::json!(v),
+                Value::F64(v) => serde_json::json!(v),
+                Value::Mmsc(m) => {
+                    serde_json::json!({"count": m.count, "sum": m.sum, "min": m.min, "max": m.max})
+                }
+                Value::Histogram(h) => serde_json::json!({
+                    "count": h.count, "sum": h.sum, "min": h.min, "max": h.max, "scale": h.scale,
+                    "zero_count": h.zero_count,
+                    "positive": {"offset": h.positive.offset, "counts": h.positive.counts},
+                    "negative": {"offset": h.negative.offset, "counts": h.negative.counts},
+                }),
+            };
+            let line = serde_json::json!({
+                "start_unix_nanos": s.start_unix_nanos,
+                "end_unix_nanos": interval.end_unix_nanos,
+                "temporality": interval.temporality.as_str(),
+                "set": s.descriptor.name,
+                "attributes": attributes,
+                "metric": field.name,
+                "unit": field.unit,
+                "instrument": format!("{:?}", field.instrument),
+                "value": value,
+            });
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+struct Console {
+    config: ConsoleConfig,
+}
+
+impl Exporter for Console {
+    async fn export(&mut self, msg: Message, _effect: &EffectHandler) -> Result<(), NodeError> {
+        let pdata = match msg {
+            Message::PData(pdata) => pdata,
+            Message::Control(ControlMsg::Shutdown { .. } | _) => return Ok(()),
+        };
+        let Some(interval) = its_processors::interval_of(&pdata) else {
+            return Err(NodeError::new(
+                "exporter:console takes intervals from processor:aggregate",
+            ));
+        };
+        let text = match self.config.format {
+            Format::Table => table(interval),
+            Format::Json => json_lines(interval),
+        };
+        let written = match self.config.output {
+            Output::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
+            Output::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+        };
+        written.map_err(|e| NodeError::new(format!("exporter:console cannot write: {e}")))
+    }
+}
+
+#[linkme::distributed_slice(nodes::NODE_FACTORIES)]
+static CONSOLE: NodeFactory = NodeFactory {
+    type_name: "exporter:console",
+    kind: NodeKind::Exporter,
+    description: "prints each aggregated interval as a table or JSON lines",
+    validate: |value| nodes::parse_config::<ConsoleConfig>(value).map(|_| ()),
+    create,
+};
+
+fn create(value: &serde_json::Value, _ctx: &NodeContext) -> Result<NodeTask, String> {
+    let config = nodes::parse_config::<ConsoleConfig>(value)?;
+    Ok(NodeTask::exporter(Console { config }))
+}

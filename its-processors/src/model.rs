@@ -1,0 +1,340 @@
+//! What ITS processors emit and exporters read: aggregated intervals of series.
+
+use std::sync::Arc;
+
+use metric_schema::snapshot::{BucketsView, HistogramView, MmscValue};
+use metric_schema::{AttributeValue, AttributesDescriptor, MetricsDescriptor};
+use serde::Deserialize;
+
+/// What the values of an interval mean over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Temporality {
+    /// Changes during the interval only.
+    #[default]
+    Delta,
+    /// Totals since each series started.
+    Cumulative,
+}
+
+impl Temporality {
+    /// `delta` or `cumulative`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Temporality::Delta => "delta",
+            Temporality::Cumulative => "cumulative",
+        }
+    }
+}
+
+/// Whom a series describes: a metric set's attribute values, and the core or NUMA node
+/// when the aggregation keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// The attribute set's description.
+    pub attributes: &'static AttributesDescriptor,
+    /// Values in the order of `attributes.keys()`.
+    pub values: Vec<AttributeValue>,
+    /// The core, when kept (`keep: [core.id]`).
+    pub core: Option<u32>,
+    /// The NUMA node, when kept (`keep: [numa.node]`).
+    pub numa_node: Option<u32>,
+}
+
+impl Identity {
+    /// `key=value` pairs, including the kept core and NUMA node.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .attributes
+            .keys()
+            .iter()
+            .zip(&self.values)
+            .map(|(k, v)| (k.key.to_string(), v.to_string()))
+            .collect();
+        // A kept core or NUMA node the set's own attributes already name is not repeated.
+        for (key, value) in [("core.id", self.core), ("numa.node", self.numa_node)] {
+            if let Some(value) = value
+                && !out.iter().any(|(k, _)| k == key)
+            {
+                out.push((key.into(), value.to_string()));
+            }
+        }
+        out
+    }
+}
+
+/// One side of an exponential histogram, owned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Buckets {
+    /// Index of `counts[0]`.
+    pub offset: i32,
+    /// Consecutive bucket counts.
+    pub counts: Vec<u64>,
+}
+
+/// The most buckets per sign an aggregated histogram keeps before lowering its scale.
+pub const MAX_MERGED_BUCKETS: usize = 320;
+
+impl Buckets {
+    fn add(&mut self, index: i32, count: u64) {
+        if count == 0 {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.offset = index;
+            self.counts.push(count);
+            return;
+        }
+        if index < self.offset {
+            let grow = (self.offset - index) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = index;
+        }
+        let at = (index - self.offset) as usize;
+        if at >= self.counts.len() {
+            self.counts.resize(at + 1, 0);
+        }
+        self.counts[at] += count;
+    }
+
+    fn downscale(&mut self, k: u32) {
+        if k == 0 || self.counts.is_empty() {
+            return;
+        }
+        let old = std::mem::take(&mut self.counts);
+        let offset = self.offset;
+        self.offset = offset >> k;
+        for (i, c) in old.into_iter().enumerate() {
+            self.add((offset + i as i32) >> k, c);
+        }
+    }
+
+    fn span(&self) -> usize {
+        self.counts.len()
+    }
+}
+
+/// An exponential histogram, owned (the OpenTelemetry data model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpHistogram {
+    /// Resolution.
+    pub scale: i32,
+    /// Number of values.
+    pub count: u64,
+    /// Sum of values.
+    pub sum: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Values equal to zero.
+    pub zero_count: u64,
+    /// Positive buckets.
+    pub positive: Buckets,
+    /// Negative buckets (by absolute value).
+    pub negative: Buckets,
+}
+
+impl ExpHistogram {
+    /// A copy of a reported histogram.
+    pub fn from_view(view: &HistogramView<'_>) -> Self {
+        let side = |b: &BucketsView<'_>| Buckets {
+            offset: b.offset,
+            counts: b.counts.to_vec(),
+        };
+        ExpHistogram {
+            scale: view.scale,
+            count: view.count,
+            sum: view.sum,
+            min: view.min,
+            max: view.max,
+            zero_count: view.zero_count,
+            positive: side(&view.positive),
+            negative: side(&view.negative),
+        }
+    }
+
+    /// Adds a reported histogram, lowering the scale to the coarser of the two (and
+    /// further if the range needs more than [`MAX_MERGED_BUCKETS`]).
+    pub fn merge(&mut self, other: &HistogramView<'_>) {
+        let scale = self.scale.min(other.scale);
+        self.downscale((self.scale - scale) as u32);
+        let shift = (other.scale - scale) as u32;
+        for (side, view) in [
+            (&mut self.positive, &other.positive),
+            (&mut self.negative, &other.negative),
+        ] {
+            for (i, &c) in view.counts.iter().enumerate() {
+                side.add((view.offset + i as i32) >> shift, c);
+            }
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.zero_count += other.zero_count;
+        if other.min < self.min {
+            self.min = other.min;
+        }
+        if other.max > self.max {
+            self.max = other.max;
+        }
+        while self.positive.span().max(self.negative.span()) > MAX_MERGED_BUCKETS {
+            self.downscale(1);
+        }
+    }
+
+    /// Adds another owned histogram.
+    pub fn merge_owned(&mut self, other: &ExpHistogram) {
+        self.merge(&other.view());
+    }
+
+    /// A borrowed view.
+    pub fn view(&self) -> HistogramView<'_> {
+        HistogramView {
+            scale: self.scale,
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            zero_count: self.zero_count,
+            positive: BucketsView {
+                offset: self.positive.offset,
+                counts: &self.positive.counts,
+            },
+            negative: BucketsView {
+                offset: self.negative.offset,
+                counts: &self.negative.counts,
+            },
+        }
+    }
+
+    fn downscale(&mut self, k: u32) {
+        if k == 0 {
+            return;
+        }
+        self.positive.downscale(k);
+        self.negative.downscale(k);
+        self.scale -= k as i32;
+    }
+
+    /// Total of every bucket and the zero count (equals `count` when nothing is lost).
+    pub fn bucket_total(&self) -> u64 {
+        self.zero_count
+            + self.positive.counts.iter().sum::<u64>()
+            + self.negative.counts.iter().sum::<u64>()
+    }
+}
+
+/// The value of one point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// An unsigned sum or last value.
+    U64(u64),
+    /// A signed sum or last value.
+    I64(i64),
+    /// A float sum or last value.
+    F64(f64),
+    /// Minimum, maximum, sum, count.
+    Mmsc(MmscValue),
+    /// An exponential histogram.
+    Histogram(ExpHistogram),
+}
+
+impl Value {
+    /// The value as a float, for scalars.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::U64(v) => Some(v as f64),
+            Value::I64(v) => Some(v as f64),
+            Value::F64(v) => Some(v),
+            Value::Mmsc(_) | Value::Histogram(_) => None,
+        }
+    }
+}
+
+/// One field of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Field index in the series' descriptor.
+    pub field: u16,
+    /// Its value.
+    pub value: Value,
+}
+
+/// One metric set instance (or a merge of several) over an interval.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// The set's shape.
+    pub descriptor: &'static MetricsDescriptor,
+    /// Whom it describes.
+    pub identity: Arc<Identity>,
+    /// Start of the values (the interval's start for delta, the series' start for
+    /// cumulative), Unix epoch nanoseconds.
+    pub start_unix_nanos: u64,
+    /// Fields with something to say.
+    pub points: Vec<Point>,
+}
+
+/// What `processor:aggregate` sends downstream once per interval.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Start of the interval (Unix epoch, nanoseconds).
+    pub start_unix_nanos: u64,
+    /// End of the interval.
+    pub end_unix_nanos: u64,
+    /// What the values mean over time.
+    pub temporality: Temporality,
+    /// The series.
+    pub series: Vec<Series>,
+}
+
+impl Interval {
+    /// Number of points.
+    pub fn point_count(&self) -> usize {
+        self.series.iter().map(|s| s.points.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(scale: i32, offset: i32, counts: &[u64]) -> ExpHistogram {
+        let total: u64 = counts.iter().sum();
+        ExpHistogram {
+            scale,
+            count: total,
+            sum: 1.0,
+            min: 1.0,
+            max: 2.0,
+            zero_count: 0,
+            positive: Buckets {
+                offset,
+                counts: counts.to_vec(),
+            },
+            negative: Buckets::default(),
+        }
+    }
+
+    #[test]
+    fn merging_aligns_scales_and_keeps_every_count() {
+        let mut a = hist(3, 8, &[1, 2, 3]);
+        let b = hist(1, 1, &[5, 0, 7]);
+        a.merge_owned(&b);
+        assert_eq!(a.scale, 1);
+        assert_eq!(a.count, 18);
+        assert_eq!(a.bucket_total(), 18);
+        // a's indexes 8,9,10 at scale 3 are 2,2,2 at scale 1.
+        assert_eq!(a.positive.offset, 1);
+        assert_eq!(a.positive.counts, vec![5, 6, 7]);
+    }
+
+    #[test]
+    fn a_wide_merge_lowers_the_scale_to_fit() {
+        let mut a = hist(8, 0, &[1]);
+        let b = hist(8, 10_000, &[1]);
+        a.merge_owned(&b);
+        assert!(a.positive.counts.len() <= MAX_MERGED_BUCKETS);
+        assert_eq!(a.bucket_total(), 2);
+        assert!(a.scale < 8);
+    }
+}
