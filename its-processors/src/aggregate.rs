@@ -55,23 +55,6 @@ enum Num {
 }
 
 impl Num {
-    fn from_field(value: &FieldValue<'_>) -> Option<Num> {
-        match *value {
-            FieldValue::U64(v) => Some(Num::U(v)),
-            FieldValue::I64(v) => Some(Num::I(v)),
-            FieldValue::F64(v) => Some(Num::F(v)),
-            FieldValue::Mmsc(_) | FieldValue::Histogram(_) => None,
-        }
-    }
-
-    fn word(self) -> u64 {
-        match self {
-            Num::U(v) => v,
-            Num::I(v) => v as u64,
-            Num::F(v) => v.to_bits(),
-        }
-    }
-
     fn add(self, other: Num) -> Num {
         match (self, other) {
             (Num::U(a), Num::U(b)) => Num::U(a.wrapping_add(b)),
@@ -79,15 +62,6 @@ impl Num {
             (Num::F(a), Num::F(b)) => Num::F(a + b),
             // A field never changes type; keep the left side if it ever did.
             (a, _) => a,
-        }
-    }
-
-    /// `self - previous`, for observed totals.
-    fn since(self, previous_word: u64) -> Num {
-        match self {
-            Num::U(v) => Num::U(v.wrapping_sub(previous_word)),
-            Num::I(v) => Num::I(v.wrapping_sub(previous_word as i64)),
-            Num::F(v) => Num::F(v - f64::from_bits(previous_word)),
         }
     }
 
@@ -156,7 +130,43 @@ impl Acc {
             Acc::Empty => None,
             Acc::Sum(n) | Acc::Last(n) => Some(n.value()),
             Acc::Mmsc(m) => Some(Value::Mmsc(*m)),
-            Acc::Histogram(h) => Some(Value::Histogram((**h).clone())),
+            Acc::Histogram(h) => Some(Value::Histogram(h.clone())),
+        }
+    }
+}
+
+/// What a scalar point does to its field's word, decided once per series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// Integer delta (u64 or i64: the same two's-complement add).
+    AddInt,
+    /// Float delta.
+    AddFloat,
+    /// Last value (gauges).
+    Last,
+    /// Integer running total observed by the source: add the change.
+    ObservedInt,
+    /// Float running total observed by the source: add the change.
+    ObservedFloat,
+    /// Mmsc or histogram: kept in `complex`.
+    Complex,
+}
+
+impl Op {
+    fn of(field: &metric_schema::MetricsField) -> Op {
+        use metric_schema::ValueType;
+        let float = field.value_type == ValueType::F64;
+        match (field.instrument, field.temporality, float) {
+            (
+                metric_schema::InstrumentKind::Mmsc | metric_schema::InstrumentKind::Histogram,
+                _,
+                _,
+            ) => Op::Complex,
+            (_, FieldTemporality::Instantaneous, _) => Op::Last,
+            (_, FieldTemporality::Cumulative, false) => Op::ObservedInt,
+            (_, FieldTemporality::Cumulative, true) => Op::ObservedFloat,
+            (_, FieldTemporality::Delta, false) => Op::AddInt,
+            (_, FieldTemporality::Delta, true) => Op::AddFloat,
         }
     }
 }
@@ -165,9 +175,39 @@ struct Slot {
     descriptor: &'static MetricsDescriptor,
     identity: Arc<Identity>,
     start_unix_nanos: u64,
-    delta: Vec<Acc>,
+    ops: Vec<Op>,
+    /// This interval's scalar values, as words, and whether each has one.
+    words: Vec<u64>,
+    present: Vec<bool>,
+    /// This interval's Mmsc and histogram values.
+    complex: Vec<Acc>,
     total: Vec<Acc>,
     touched: bool,
+}
+
+impl Slot {
+    /// This interval's value of scalar field `f`, if it has one.
+    fn scalar(&self, f: usize) -> Option<Num> {
+        if !self.present[f] {
+            return None;
+        }
+        let w = self.words[f];
+        Some(match self.descriptor.fields[f].value_type {
+            metric_schema::ValueType::U64 => Num::U(w),
+            metric_schema::ValueType::I64 => Num::I(w as i64),
+            metric_schema::ValueType::F64 => Num::F(f64::from_bits(w)),
+        })
+    }
+
+    /// This interval's value of field `f` as an accumulator.
+    fn delta(&self, f: usize) -> Acc {
+        match (self.ops[f], self.scalar(f)) {
+            (Op::Complex, _) => self.complex[f].clone(),
+            (_, None) => Acc::Empty,
+            (Op::Last, Some(n)) => Acc::Last(n),
+            (_, Some(n)) => Acc::Sum(n),
+        }
+    }
 }
 
 struct SetEntry {
@@ -228,7 +268,10 @@ impl Aggregator {
                     numa_node,
                 }),
                 start_unix_nanos: r.start_unix_nanos,
-                delta: vec![Acc::Empty; fields],
+                ops: r.descriptor.fields.iter().map(Op::of).collect(),
+                words: vec![0; fields],
+                present: vec![false; fields],
+                complex: vec![Acc::Empty; fields],
                 total: vec![Acc::Empty; fields],
                 touched: false,
             });
@@ -260,29 +303,40 @@ impl Aggregator {
             slot.touched = true;
             for (field, value) in set.fields() {
                 let f = usize::from(field);
-                let (Some(meta), Some(acc)) =
-                    (slot.descriptor.fields.get(f), slot.delta.get_mut(f))
-                else {
+                if f >= slot.ops.len() {
                     continue;
-                };
-                self.points_in += 1;
-                match value {
-                    FieldValue::Mmsc(m) => acc.add_mmsc(m),
-                    FieldValue::Histogram(h) => acc.add_histogram(&h),
-                    scalar => {
-                        let Some(n) = Num::from_field(&scalar) else {
-                            continue;
-                        };
-                        match meta.temporality {
-                            FieldTemporality::Delta => acc.add_sum(n),
-                            FieldTemporality::Instantaneous => *acc = Acc::Last(n),
-                            FieldTemporality::Cumulative => {
-                                let previous = std::mem::replace(&mut entry.observed[f], n.word());
-                                acc.add_sum(n.since(previous));
-                            }
-                        }
-                    }
                 }
+                self.points_in += 1;
+                let word = match value {
+                    FieldValue::U64(v) => v,
+                    FieldValue::I64(v) => v as u64,
+                    FieldValue::F64(v) => v.to_bits(),
+                    FieldValue::Mmsc(m) => {
+                        slot.complex[f].add_mmsc(m);
+                        continue;
+                    }
+                    FieldValue::Histogram(h) => {
+                        slot.complex[f].add_histogram(&h);
+                        continue;
+                    }
+                };
+                let acc = &mut slot.words[f];
+                *acc = match slot.ops[f] {
+                    Op::AddInt => acc.wrapping_add(word),
+                    Op::AddFloat => (f64::from_bits(*acc) + f64::from_bits(word)).to_bits(),
+                    Op::Last => word,
+                    Op::ObservedInt => {
+                        let previous = std::mem::replace(&mut entry.observed[f], word);
+                        acc.wrapping_add(word.wrapping_sub(previous))
+                    }
+                    Op::ObservedFloat => {
+                        let previous = std::mem::replace(&mut entry.observed[f], word);
+                        let change = f64::from_bits(word) - f64::from_bits(previous);
+                        (f64::from_bits(*acc) + change).to_bits()
+                    }
+                    Op::Complex => continue,
+                };
+                slot.present[f] = true;
             }
         }
         for id in batch.unregistrations() {
@@ -303,33 +357,36 @@ impl Aggregator {
             if !slot.touched {
                 continue;
             }
+            let mut points = Vec::new();
             if want_delta {
-                let points: Vec<Point> = slot
-                    .delta
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(f, acc)| {
-                        acc.value().map(|value| Point {
-                            field: f as u16,
-                            value,
-                        })
-                    })
-                    .collect();
-                if !points.is_empty() {
-                    delta_series.push(Series {
-                        descriptor: slot.descriptor,
-                        identity: Arc::clone(&slot.identity),
-                        start_unix_nanos: start,
-                        points,
+                points.reserve(slot.present.iter().filter(|p| **p).count());
+            }
+            for f in 0..slot.ops.len() {
+                let delta = match slot.ops[f] {
+                    Op::Complex => std::mem::replace(&mut slot.complex[f], Acc::Empty),
+                    _ => slot.delta(f),
+                };
+                if want_delta && let Some(value) = delta.value() {
+                    points.push(Point {
+                        field: f as u16,
+                        value,
                     });
                 }
+                slot.total[f].fold(&delta);
+                slot.words[f] = 0;
+                slot.present[f] = false;
             }
-            for (total, delta) in slot.total.iter_mut().zip(&mut slot.delta) {
-                total.fold(delta);
-                *delta = Acc::Empty;
+            if !points.is_empty() {
+                delta_series.push(Series {
+                    descriptor: slot.descriptor,
+                    identity: Arc::clone(&slot.identity),
+                    start_unix_nanos: start,
+                    points,
+                });
             }
             slot.touched = false;
         }
+        let mut delta_series = Some(delta_series);
         wanted
             .iter()
             .map(|t| match t {
@@ -337,7 +394,7 @@ impl Aggregator {
                     start_unix_nanos: start,
                     end_unix_nanos,
                     temporality: Temporality::Delta,
-                    series: delta_series.clone(),
+                    series: delta_series.take().unwrap_or_default(),
                 },
                 Temporality::Cumulative => Interval {
                     start_unix_nanos: start,

@@ -235,8 +235,8 @@ pub enum Value {
     F64(f64),
     /// Minimum, maximum, sum, count.
     Mmsc(MmscValue),
-    /// An exponential histogram.
-    Histogram(ExpHistogram),
+    /// An exponential histogram (boxed: it is much larger than the other values).
+    Histogram(Box<ExpHistogram>),
 }
 
 impl Value {

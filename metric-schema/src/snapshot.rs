@@ -413,6 +413,7 @@ impl SnapshotBatch {
     }
 
     /// The sparse snapshots, in the order they were written.
+    #[inline]
     pub fn sets(&self) -> impl ExactSizeIterator<Item = SetSnapshot<'_>> + '_ {
         self.sets.iter().map(|e| SetSnapshot {
             set_id: e.set_id,
@@ -444,6 +445,7 @@ pub struct SetSnapshot<'a> {
 
 impl<'a> SetSnapshot<'a> {
     /// The dirty fields: `(field index, value)`, in field order.
+    #[inline]
     pub fn fields(&self) -> FieldIter<'a> {
         FieldIter { words: self.words }
     }
@@ -458,6 +460,7 @@ pub struct FieldIter<'a> {
 impl<'a> Iterator for FieldIter<'a> {
     type Item = (u16, FieldValue<'a>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let (&head, rest) = self.words.split_first()?;
         let field = (head & 0xffff) as u16;

@@ -91,15 +91,30 @@ fn a_finite_pipeline_runs_to_its_end_and_exits_0() {
     assert!(stdout.contains("consumed_items"), "{stdout}");
 }
 
+/// Kills the child if the test fails before it is waited for: a failed assertion must
+/// not leave an `its run` spinning on the machine.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn sigint_drains_the_pipelines_and_exits_0() {
-    let mut child = its()
+    let child = its()
         .args(["run", "--config"])
         .arg(repo("configs/default.yaml"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut guard = KillOnDrop(Some(child));
+    let child = guard.0.as_mut().expect("just spawned");
     // The first line says signals are handled.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
@@ -121,7 +136,12 @@ fn sigint_drains_the_pipelines_and_exits_0() {
     assert_eq!(rc, 0);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = guard
+        .0
+        .take()
+        .expect("not waited yet")
+        .wait_with_output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(!stderr.contains("failed"), "{stderr}");
