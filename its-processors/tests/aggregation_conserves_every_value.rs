@@ -1,11 +1,6 @@
 //! Whatever the schedule of records, reports, full queues and interval cuts, the
 //! aggregated deltas add up to what the cores recorded, and the cumulative totals equal
 //! it; per-core breakdowns keep cores apart.
-#![expect(
-    clippy::float_cmp,
-    reason = "recorded values are exact binary fractions"
-)]
-
 use std::collections::BTreeMap;
 
 use its_processors::model::Value;
