@@ -65,6 +65,14 @@ impl Num {
         }
     }
 
+    fn word(self) -> u64 {
+        match self {
+            Num::U(v) => v,
+            Num::I(v) => v as u64,
+            Num::F(v) => v.to_bits(),
+        }
+    }
+
     fn value(self) -> Value {
         match self {
             Num::U(v) => Value::U64(v),
@@ -183,6 +191,8 @@ struct Slot {
     complex: Vec<Acc>,
     total: Vec<Acc>,
     touched: bool,
+    /// The id this series goes by when relayed (NUMA first stage), once announced.
+    relay_id: Option<metric_schema::SetId>,
 }
 
 impl Slot {
@@ -274,6 +284,7 @@ impl Aggregator {
                 complex: vec![Acc::Empty; fields],
                 total: vec![Acc::Empty; fields],
                 touched: false,
+                relay_id: None,
             });
             self.slots.len() - 1
         });
@@ -343,6 +354,64 @@ impl Aggregator {
             if let Some(entry) = self.sets.get_mut(id.0 as usize) {
                 *entry = None;
             }
+        }
+    }
+
+    /// Ends the interval at `end_unix_nanos` by writing it into `batch` as snapshots of
+    /// one set per series (registered the first time), for a downstream aggregator: the
+    /// NUMA first stage relays only pre-aggregated data across nodes. Deltas go as
+    /// deltas, gauges as their last value, observed totals as running totals (the next
+    /// stage computes their changes, as it does for a core's sets).
+    pub fn relay_into(&mut self, batch: &mut metric_schema::SnapshotBatch, end_unix_nanos: u64) {
+        let start = std::mem::replace(&mut self.interval_start, end_unix_nanos);
+        for slot in &mut self.slots {
+            if !slot.touched {
+                continue;
+            }
+            let id = *slot.relay_id.get_or_insert_with(|| {
+                let id = metric_schema::reporter::next_set_id();
+                batch.push_registration(Registration {
+                    set_id: id,
+                    descriptor: slot.descriptor,
+                    attributes: slot.identity.attributes,
+                    attribute_values: slot.identity.values.clone(),
+                    core: slot.identity.core.unwrap_or(u32::MAX),
+                    numa_node: slot.identity.numa_node.unwrap_or(batch.numa_node()),
+                    start_unix_nanos: slot.start_unix_nanos,
+                });
+                id
+            });
+            let mut values: Vec<(usize, Acc)> = Vec::new();
+            for f in 0..slot.ops.len() {
+                let delta = match slot.ops[f] {
+                    Op::Complex => std::mem::replace(&mut slot.complex[f], Acc::Empty),
+                    _ => slot.delta(f),
+                };
+                slot.total[f].fold(&delta);
+                let relayed = match (slot.ops[f], &delta) {
+                    (_, Acc::Empty) => continue,
+                    (Op::ObservedInt | Op::ObservedFloat, _) => slot.total[f].clone(),
+                    _ => delta,
+                };
+                slot.words[f] = 0;
+                slot.present[f] = false;
+                values.push((f, relayed));
+            }
+            slot.touched = false;
+            let descriptor = slot.descriptor;
+            batch.write_set(id, start, |w| {
+                for (f, acc) in &values {
+                    let field = f16(*f);
+                    match acc {
+                        Acc::Sum(n) | Acc::Last(n) => {
+                            w.number(field, descriptor.fields[*f].value_type, n.word());
+                        }
+                        Acc::Mmsc(m) => w.mmsc(field, m.min, m.max, m.sum, m.count),
+                        Acc::Histogram(h) => w.histogram(field, &h.view()),
+                        Acc::Empty => {}
+                    }
+                }
+            });
         }
     }
 
@@ -427,6 +496,11 @@ impl Aggregator {
             })
             .collect()
     }
+}
+
+/// A field index as snapshots carry it (sets have at most 65535 fields).
+fn f16(f: usize) -> u16 {
+    u16::try_from(f).unwrap_or(u16::MAX)
 }
 
 /// Configuration of `processor:aggregate`.

@@ -6,10 +6,13 @@
 //!   value, observed totals become deltas. Each output port gets delta or cumulative
 //!   intervals; cumulative series keep their start time and survive going idle.
 //! - [`model`]: the [`Interval`](model::Interval)s they emit, which exporters read.
+//! - [`numa`]: the NUMA first stage, one pinned thread per node that relays only
+//!   pre-aggregated batches across nodes.
 
 pub mod aggregate;
 pub mod model;
 mod node;
+pub mod numa;
 
 pub use aggregate::{AggregateConfig, Aggregator, Keep};
 pub use model::{Interval, Series, Temporality, Value};

@@ -78,6 +78,47 @@ pub struct SnapshotSender {
     recycled: Receiver<SnapshotBatch>,
 }
 
+impl SnapshotSender {
+    /// A batch to fill, reused from the consumer's recycled ones when there is one.
+    pub fn fresh_batch(&self, core: u32, numa_node: u32, end_unix_nanos: u64) -> SnapshotBatch {
+        let mut batch = self.recycled.try_recv().unwrap_or_default();
+        batch.reset(core, numa_node, end_unix_nanos);
+        batch
+    }
+
+    /// Sends a batch built elsewhere (a relay such as the NUMA first stage of the ITS),
+    /// waiting for room until `deadline`; hands the batch back on time-out or when the
+    /// consumer is gone. Values of a batch the caller then gives up are the caller's to
+    /// count (see [`count_lost`]).
+    pub fn send_deadline(&self, batch: SnapshotBatch, deadline: Instant) -> Result<(), RelayError> {
+        self.tx.send_deadline(batch, deadline).map_err(|e| match e {
+            SendTimeoutError::Timeout(b) => RelayError::Timeout(b),
+            SendTimeoutError::Disconnected(b) => RelayError::Disconnected(b),
+        })
+    }
+}
+
+/// Why [`SnapshotSender::send_deadline`] handed a batch back.
+#[derive(Debug)]
+pub enum RelayError {
+    /// No room before the deadline.
+    Timeout(SnapshotBatch),
+    /// The consumer is gone.
+    Disconnected(SnapshotBatch),
+}
+
+/// Adds the values of a batch that could not be delivered to [`lost_values`].
+pub fn count_lost(batch: &SnapshotBatch) {
+    LOST_VALUES.fetch_add(batch.value_count() as u64, Ordering::Relaxed);
+}
+
+impl SnapshotSender {}
+
+/// A new process-wide set id, for relays that build their own registrations.
+pub fn next_set_id() -> SetId {
+    SetId(NEXT_SET_ID.fetch_add(1, Ordering::Relaxed))
+}
+
 /// The consuming end of the queue.
 #[derive(Debug)]
 pub struct SnapshotReceiver {
@@ -339,7 +380,7 @@ impl Reporter {
         attributes: &A,
     ) -> MetricSetHandle<M> {
         let set = Rc::new(M::default());
-        let id = SetId(NEXT_SET_ID.fetch_add(1, Ordering::Relaxed));
+        let id = next_set_id();
         let now = unix_nanos();
         self.sets.push(Entry {
             id,

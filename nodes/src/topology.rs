@@ -66,6 +66,11 @@ impl fmt::Display for Topology {
     }
 }
 
+/// Pins the calling thread to OS core `os_core`; false if the OS refused.
+pub fn pin_current_thread(os_core: usize) -> bool {
+    core_affinity::set_for_current(core_affinity::CoreId { id: os_core })
+}
+
 /// `0-3,6` style list.
 pub fn ranges(cores: &[u32]) -> String {
     let mut out = Vec::new();

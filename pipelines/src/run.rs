@@ -80,8 +80,22 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
             .iter()
             .any(|n| n.type_name == its_receiver::TYPE_NAME)
     });
+    let mut stages = None;
     let drain = if its_drains {
-        its_receiver::hub::install(queues);
+        if queues.len() > 1 {
+            // Several NUMA nodes: a first stage per node relays pre-aggregated batches.
+            let (cross, cross_queue) = metric_schema::channel(TELEMETRY_QUEUE);
+            stages = Some(its_processors::numa::spawn_first_stages(
+                queues,
+                &plan.topology,
+                first_stage_keep(plan),
+                plan.settings.reporting_interval,
+                &cross,
+            ));
+            its_receiver::hub::install(vec![(u32::MAX, cross_queue)]);
+        } else {
+            its_receiver::hub::install(queues);
+        }
         None
     } else {
         Some(spawn_drain(
@@ -138,6 +152,10 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
                 shutdown.trigger();
             }
         }
+    }
+    // The first stages end once every core's reporter is gone, after their last relay.
+    if let Some(stages) = stages {
+        stages.join();
     }
     internal_shutdown.trigger();
     if let Some(handle) = internal {
@@ -238,6 +256,30 @@ fn spawn_drain(
         }
         totals
     })
+}
+
+/// What the NUMA first stage may merge: what the internal pipeline's aggregation
+/// merges, or nothing across cores when that cannot be told.
+fn first_stage_keep(plan: &Plan) -> its_processors::Keep {
+    let everything = its_processors::Keep {
+        core: true,
+        numa_node: true,
+    };
+    let Some(internal) = &plan.internal else {
+        return everything;
+    };
+    let aggregates: Vec<_> = internal
+        .nodes
+        .iter()
+        .filter(|n| n.type_name == "processor:aggregate")
+        .collect();
+    match aggregates.as_slice() {
+        [one] => nodes::parse_config::<its_processors::AggregateConfig>(&one.config)
+            .ok()
+            .and_then(|c| its_processors::Keep::parse(&c.keep).ok())
+            .unwrap_or(everything),
+        _ => everything,
+    }
 }
 
 fn human(rate: f64) -> String {

@@ -190,9 +190,19 @@ fn json_totals(stdout: &str) -> std::collections::HashMap<(String, String, Strin
 
 #[test]
 fn the_its_exports_every_increment_of_a_finite_run() {
+    its_exports_every_increment(&[]);
+}
+
+#[test]
+fn the_numa_first_stage_loses_nothing_either() {
+    its_exports_every_increment(&["--topology", "numa:2 core:1"]);
+}
+
+fn its_exports_every_increment(extra: &[&str]) {
     let out = its()
         .args(["run", "--config"])
         .arg(repo("configs/internal-telemetry.yaml"))
+        .args(extra)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -341,7 +341,22 @@ fn main() -> ExitCode {
         senders.insert(node.id, s);
         queues.push((node.id, r));
     }
-    its_receiver::hub::install(queues);
+    // Several NUMA nodes: a first stage per node relays only pre-aggregated batches.
+    let stages = if queues.len() > 1 {
+        let (cross, cross_queue) = metric_schema::channel(args.queue_capacity);
+        let stages = its_processors::numa::spawn_first_stages(
+            queues,
+            &topology,
+            its_processors::Keep::default(),
+            Duration::from_millis(20),
+            &cross,
+        );
+        its_receiver::hub::install(vec![(u32::MAX, cross_queue)]);
+        Some(stages)
+    } else {
+        its_receiver::hub::install(queues);
+        None
+    };
     let shutdown = Arc::new(ShutdownSignal::default());
     let settings = EngineSettings {
         reporting_interval: Duration::from_millis(50),
@@ -353,6 +368,19 @@ fn main() -> ExitCode {
     let rss_start = rss_kib();
     let (tallies, rate_on) = record(&args, &topology, Some(&senders));
     drop(senders);
+    if let Some(stages) = stages {
+        for st in stages.join() {
+            println!(
+                "numa node {}: {} batches / {} bytes in from its cores, {} batches / {} bytes across nodes ({:.1}x fewer bytes)",
+                st.numa_node,
+                st.batches_in,
+                st.bytes_in,
+                st.batches_out,
+                st.bytes_out,
+                st.bytes_in as f64 / st.bytes_out.max(1) as f64
+            );
+        }
+    }
     shutdown.trigger();
     let summary = its.join().expect("the internal pipeline ends");
     let rss_end = rss_kib();
