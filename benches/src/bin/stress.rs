@@ -307,6 +307,40 @@ fn its_pipeline() -> PipelineSpec {
     }
 }
 
+/// Compares what the threads recorded with what the exporter received, prints the
+/// last line, and says whether they match.
+fn verdict(tallies: &[BTreeMap<String, Tally>], rate_on: f64) -> bool {
+    let mut recorded: BTreeMap<String, Tally> = BTreeMap::new();
+    for t in tallies {
+        for (name, v) in t {
+            let r = recorded.entry(name.clone()).or_default();
+            r.ops += v.ops;
+            r.bytes += v.bytes;
+            r.in_flight += v.in_flight;
+            r.latency_count += v.latency_count;
+        }
+    }
+    let received = RECEIVED.lock().expect("the sink's tally").clone();
+    let mut ok = true;
+    for (name, want) in &recorded {
+        let got = received.get(name).copied().unwrap_or_default();
+        if got != *want {
+            ok = false;
+            println!("MISMATCH {name}: recorded {want:?}, exported {got:?}");
+        }
+    }
+    let count = |m: &BTreeMap<String, Tally>| -> u64 {
+        m.values()
+            .map(|t| t.ops + t.bytes + t.in_flight.unsigned_abs() + t.latency_count)
+            .sum()
+    };
+    let (rec, exp) = (count(&recorded), count(&received));
+    let lost = metric_schema::lost_values() + rec.saturating_sub(exp);
+    ok &= lost == 0 && rec == exp;
+    println!("recorded={rec} exported={exp} lost={lost} rate={rate_on:.0}");
+    ok
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -393,34 +427,7 @@ fn main() -> ExitCode {
     );
     println!("rss: {rss_start} KiB at start, {rss_end} KiB at end");
 
-    let mut recorded: BTreeMap<String, Tally> = BTreeMap::new();
-    for t in &tallies {
-        for (name, v) in t {
-            let r = recorded.entry(name.clone()).or_default();
-            r.ops += v.ops;
-            r.bytes += v.bytes;
-            r.in_flight += v.in_flight;
-            r.latency_count += v.latency_count;
-        }
-    }
-    let received = RECEIVED.lock().expect("the sink's tally").clone();
-    let mut ok = summary.node_failures.is_empty();
-    for (name, want) in &recorded {
-        let got = received.get(name).copied().unwrap_or_default();
-        if got != *want {
-            ok = false;
-            println!("MISMATCH {name}: recorded {want:?}, exported {got:?}");
-        }
-    }
-    let count = |m: &BTreeMap<String, Tally>| -> u64 {
-        m.values()
-            .map(|t| t.ops + t.bytes + t.in_flight.unsigned_abs() + t.latency_count)
-            .sum()
-    };
-    let (rec, exp) = (count(&recorded), count(&received));
-    let lost = metric_schema::lost_values() + rec.saturating_sub(exp);
-    ok &= lost == 0 && rec == exp;
-    println!("recorded={rec} exported={exp} lost={lost} rate={rate_on:.0}");
+    let ok = verdict(&tallies, rate_on) && summary.node_failures.is_empty();
     if ok {
         ExitCode::SUCCESS
     } else {
