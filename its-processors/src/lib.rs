@@ -5,6 +5,8 @@
 //!   per-core breakdown instead. Counters and histograms add, gauges keep the last
 //!   value, observed totals become deltas. Each output port gets delta or cumulative
 //!   intervals; cumulative series keep their start time and survive going idle.
+//! - `processor:views` ([`views`]): rename, re-describe or drop metrics selected by set,
+//!   metric and attribute values; drop attributes and aggregate again.
 //! - [`model`]: the [`Interval`](model::Interval)s they emit, which exporters read.
 //! - [`numa`]: the NUMA first stage, one pinned thread per node that relays only
 //!   pre-aggregated batches across nodes.
@@ -13,6 +15,7 @@ pub mod aggregate;
 pub mod model;
 mod node;
 pub mod numa;
+pub mod views;
 
 pub use aggregate::{AggregateConfig, Aggregator, Keep};
 pub use model::{Interval, Series, Temporality, Value};

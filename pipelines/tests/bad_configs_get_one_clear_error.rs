@@ -240,3 +240,15 @@ fn the_internal_receiver_runs_only_in_the_internal_pipeline() {
         ],
     );
 }
+
+#[test]
+fn a_view_renaming_two_metrics_to_one_name_is_refused() {
+    assert_mentions(
+        "view_renames_two_metrics_to_one.yaml",
+        &[
+            &format!("{INTERNAL}.nodes.views.config"),
+            "`engine.node.produced_items` is renamed to `items`",
+            "views[0]",
+        ],
+    );
+}
