@@ -11,8 +11,9 @@
 //! The last line is `recorded=<n> exported=<n> lost=<n> rate=<increments/s>`, and the
 //! exit code is 1 if anything differs.
 //!
-//! Before that, the same threads run for the same time with no ITS at all, so that the
-//! engine's throughput with and without the ITS can be compared.
+//! Before that (unless `--no-baseline`), the same threads run for the same time with no
+//! ITS at all, so that the engine's throughput with and without the ITS can be
+//! compared. RSS is printed at the start and the end of the ITS run.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -125,6 +126,7 @@ struct Args {
     queue_capacity: usize,
     topology: Option<String>,
     slow_ms: u64,
+    baseline: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -134,6 +136,7 @@ fn parse_args() -> Result<Args, String> {
         queue_capacity: 1,
         topology: None,
         slow_ms: 20,
+        baseline: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -151,6 +154,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--queue-capacity: {e}"))?;
             }
             "--topology" => args.topology = Some(value()?),
+            "--no-baseline" => args.baseline = false,
             "--slow-ms" => {
                 args.slow_ms = value()?.parse().map_err(|e| format!("--slow-ms: {e}"))?;
             }
@@ -364,8 +368,13 @@ fn main() -> ExitCode {
     println!("topology: {topology}");
 
     // 1. The engine alone: no reporter, no ITS.
-    let (_, rate_off) = record(&args, &topology, None);
-    println!("ITS off: {rate_off:.0} increments/s");
+    let rate_off = if args.baseline {
+        let (_, rate) = record(&args, &topology, None);
+        println!("ITS off: {rate:.0} increments/s");
+        rate
+    } else {
+        f64::NAN
+    };
 
     // 2. The same with the ITS: one queue per NUMA node, a slow exporter.
     let mut senders = BTreeMap::new();
