@@ -287,6 +287,36 @@ pub struct Interval {
     pub series: Vec<Series>,
 }
 
+/// Intervals of the same temporality merge into one covering both: what
+/// `processor:batch` does to cut the number of exports.
+impl nodes::Mergeable for Interval {
+    fn merge(&mut self, other: Box<dyn nodes::Mergeable>) -> Result<(), Box<dyn nodes::Mergeable>> {
+        let same = other
+            .as_any()
+            .downcast_ref::<Interval>()
+            .is_some_and(|o| o.temporality == self.temporality);
+        if !same {
+            return Err(other);
+        }
+        let other = other
+            .into_any()
+            .downcast::<Interval>()
+            .expect("checked to be an Interval above");
+        self.start_unix_nanos = self.start_unix_nanos.min(other.start_unix_nanos);
+        self.end_unix_nanos = self.end_unix_nanos.max(other.end_unix_nanos);
+        self.series.extend(other.series);
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
+
 impl Interval {
     /// Number of points.
     pub fn point_count(&self) -> usize {
@@ -326,6 +356,27 @@ mod tests {
         // a's indexes 8,9,10 at scale 3 are 2,2,2 at scale 1.
         assert_eq!(a.positive.offset, 1);
         assert_eq!(a.positive.counts, vec![5, 6, 7]);
+    }
+
+    #[test]
+    fn intervals_of_one_temporality_merge_into_one() {
+        use nodes::Mergeable;
+        let interval = |t, start, end| Interval {
+            start_unix_nanos: start,
+            end_unix_nanos: end,
+            temporality: t,
+            series: Vec::new(),
+        };
+        let mut a = interval(Temporality::Delta, 10, 20);
+        assert!(
+            a.merge(Box::new(interval(Temporality::Delta, 20, 30)))
+                .is_ok()
+        );
+        assert_eq!((a.start_unix_nanos, a.end_unix_nanos), (10, 30));
+        let back = a
+            .merge(Box::new(interval(Temporality::Cumulative, 0, 40)))
+            .expect_err("another temporality stays apart");
+        assert!(back.as_any().is::<Interval>());
     }
 
     #[test]

@@ -304,7 +304,7 @@ impl Processor for Views {
                 let viewed = self.apply(interval);
                 if !viewed.series.is_empty() {
                     let items = viewed.point_count() as u64;
-                    effect.send_message(PData::any(items, viewed)).await?;
+                    effect.send_message(PData::mergeable(items, viewed)).await?;
                 }
                 Ok(())
             }

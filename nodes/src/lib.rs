@@ -37,7 +37,7 @@ pub use factory::{
     NODE_FACTORIES, NodeConfig, NodeContext, NodeFactory, NodeKind, factories, factory,
     parse_config,
 };
-pub use message::{ControlMsg, Message, PData, Payload};
+pub use message::{ControlMsg, Mergeable, Message, PData, Payload};
 pub use node::{ControlChannel, Exporter, NodeError, NodeTask, Processor, Receiver};
 pub use runtime::{
     DEFAULT_PORT, EdgeSpec, EngineError, EngineSettings, InstanceHandle, InstanceSummary, NodeSpec,

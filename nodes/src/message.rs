@@ -4,6 +4,17 @@ use std::any::Any;
 use std::fmt;
 use std::time::Instant;
 
+/// A payload that `processor:batch` can merge with another of the same type.
+pub trait Mergeable: Any {
+    /// Appends `other` to `self`; hands it back when the two cannot be merged (another
+    /// type, or values that must stay apart).
+    fn merge(&mut self, other: Box<dyn Mergeable>) -> Result<(), Box<dyn Mergeable>>;
+    /// For downcasting.
+    fn as_any(&self) -> &dyn Any;
+    /// For downcasting by value.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
 /// The body of a [`PData`].
 pub enum Payload {
     /// Synthetic data from `receiver:traffic_generator`: only a size.
@@ -13,6 +24,8 @@ pub enum Payload {
     },
     /// Anything else a node family defines (telemetry batches of the ITS, ...).
     Any(Box<dyn Any>),
+    /// A value `processor:batch` can merge (the ITS's aggregated intervals, ...).
+    Mergeable(Box<dyn Mergeable>),
 }
 
 impl fmt::Debug for Payload {
@@ -22,6 +35,7 @@ impl fmt::Debug for Payload {
                 f.debug_struct("Synthetic").field("bytes", bytes).finish()
             }
             Payload::Any(_) => f.write_str("Any(..)"),
+            Payload::Mergeable(_) => f.write_str("Mergeable(..)"),
         }
     }
 }
@@ -52,10 +66,19 @@ impl PData {
         }
     }
 
+    /// A batch carrying a value `processor:batch` can merge.
+    pub fn mergeable<T: Mergeable>(items: u64, value: T) -> Self {
+        PData {
+            items,
+            payload: Payload::Mergeable(Box::new(value)),
+        }
+    }
+
     /// The carried value, if it is a `T`.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
         match &self.payload {
             Payload::Any(b) => b.downcast_ref(),
+            Payload::Mergeable(m) => m.as_any().downcast_ref(),
             Payload::Synthetic { .. } => None,
         }
     }

@@ -1,5 +1,6 @@
-//! `processor:batch`: merges small synthetic batches into bigger ones, bounded by size
-//! and by time.
+//! `processor:batch`: merges small batches into bigger ones, bounded by size (items)
+//! and by time: synthetic batches, and any [`Mergeable`](crate::Mergeable) payload (the
+//! ITS's intervals). Other payloads pass through.
 
 use std::time::Duration;
 
@@ -33,11 +34,21 @@ struct Batch {
     config: BatchConfig,
     items: u64,
     bytes: usize,
+    /// A mergeable payload being built, and its items.
+    held: Option<(Box<dyn crate::message::Mergeable>, u64)>,
     timer_started: bool,
 }
 
 impl Batch {
     async fn flush(&mut self, effect: &EffectHandler) -> Result<(), NodeError> {
+        if let Some((held, items)) = self.held.take() {
+            effect
+                .send_message(PData {
+                    items,
+                    payload: Payload::Mergeable(held),
+                })
+                .await?;
+        }
         if self.items == 0 {
             return Ok(());
         }
@@ -64,6 +75,34 @@ impl Processor for Batch {
                         self.flush(effect).await?;
                     }
                 }
+                Payload::Mergeable(value) => {
+                    let items = pdata.items;
+                    let rejected = match &mut self.held {
+                        Some((held, held_items)) => match held.merge(value) {
+                            Ok(()) => {
+                                *held_items += items;
+                                None
+                            }
+                            Err(back) => Some(back),
+                        },
+                        None => {
+                            self.held = Some((value, items));
+                            None
+                        }
+                    };
+                    if let Some(back) = rejected {
+                        // Cannot merge with what is held: send that, hold this.
+                        self.flush(effect).await?;
+                        self.held = Some((back, items));
+                    }
+                    if self
+                        .held
+                        .as_ref()
+                        .is_some_and(|(_, n)| *n >= self.config.max_items)
+                    {
+                        self.flush(effect).await?;
+                    }
+                }
                 // Opaque payloads cannot be merged: flush what is held, pass them on.
                 Payload::Any(_) => {
                     self.flush(effect).await?;
@@ -83,13 +122,14 @@ super::node_factory!(
     BATCH,
     "processor:batch",
     Processor,
-    "merges synthetic batches up to `max_items` items or `timeout`",
+    "merges synthetic or mergeable batches (ITS intervals) up to `max_items` items or `timeout`",
     BatchConfig,
     |config: BatchConfig, _ctx: &crate::NodeContext| {
         Ok::<_, String>(NodeTask::processor(Batch {
             config,
             items: 0,
             bytes: 0,
+            held: None,
             timer_started: false,
         }))
     }

@@ -30,7 +30,7 @@ impl Processor for Debug {
                 if let Some(n) = self.sample_every.filter(|n| self.seen.is_multiple_of(*n)) {
                     let body = match &pdata.payload {
                         Payload::Synthetic { bytes } => format!("synthetic, {bytes} bytes"),
-                        Payload::Any(_) => "opaque".to_string(),
+                        Payload::Any(_) | Payload::Mergeable(_) => "opaque".to_string(),
                     };
                     eprintln!(
                         "debug `{}` core {}: message {} (1 in {n}): {} items, {body}",
