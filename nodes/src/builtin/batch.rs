@@ -77,18 +77,17 @@ impl Processor for Batch {
                 }
                 Payload::Mergeable(value) => {
                     let items = pdata.items;
-                    let rejected = match &mut self.held {
-                        Some((held, held_items)) => match held.merge(value) {
+                    let rejected = if let Some((held, held_items)) = &mut self.held {
+                        match held.merge(value) {
                             Ok(()) => {
                                 *held_items += items;
                                 None
                             }
                             Err(back) => Some(back),
-                        },
-                        None => {
-                            self.held = Some((value, items));
-                            None
                         }
+                    } else {
+                        self.held = Some((value, items));
+                        None
                     };
                     if let Some(back) = rejected {
                         // Cannot merge with what is held: send that, hold this.
