@@ -100,8 +100,8 @@ pub use metric_set::{DynMetricSet, MetricSet};
 pub use registry::{Registry, RegistryError};
 pub use reporter::{
     AlreadyInstalled, InstalledReporter, MetricSetHandle, Recycler, RegisterError, ReportOutcome,
-    Reporter, ReporterStats, SnapshotReceiver, SnapshotSender, channel, detached_sets, install,
-    lost_values, register, report, report_if_due, try_register,
+    Reporter, ReporterMetrics, ReporterStats, SnapshotReceiver, SnapshotSender, channel,
+    detached_sets, install, lost_values, register, report, report_if_due, try_register,
 };
 pub use snapshot::{FieldValue, SetId, SnapshotBatch};
 

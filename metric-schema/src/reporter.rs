@@ -248,6 +248,33 @@ pub struct ReporterStats {
     pub lost_values: u64,
 }
 
+/// Identity of a reporter's own metric set.
+#[crate::attribute_set(name = "metric_schema.reporter.attrs")]
+pub struct ReporterAttrs {
+    /// The reporter's core.
+    #[attribute(key = "core.id")]
+    pub core: u32,
+    /// Its NUMA node.
+    #[attribute(key = "numa.node")]
+    pub numa_node: u32,
+}
+
+/// A reporter's own counters, reported with its core's sets (opt in with
+/// [`Reporter::with_self_metrics`]).
+#[crate::metric_set(name = "metric_schema.reporter")]
+pub struct ReporterMetrics {
+    /// Reports attempted.
+    #[metric(unit = "{report}")]
+    pub reports: crate::Counter<u64>,
+    /// Reports that found the queue full: their values waited in the sets for the next
+    /// report.
+    #[metric(unit = "{report}")]
+    pub deferred: crate::Counter<u64>,
+    /// Batches handed to the queue.
+    #[metric(unit = "{batch}")]
+    pub batches_sent: crate::Counter<u64>,
+}
+
 struct Entry {
     id: SetId,
     set: Rc<dyn DynMetricSet>,
@@ -312,6 +339,7 @@ pub struct Reporter {
     interval: Duration,
     next_due: Instant,
     stats: ReporterStats,
+    self_metrics: Option<MetricSetHandle<ReporterMetrics>>,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -342,7 +370,21 @@ impl Reporter {
             interval: DEFAULT_REPORT_INTERVAL,
             next_due: Instant::now() + DEFAULT_REPORT_INTERVAL,
             stats: ReporterStats::default(),
+            self_metrics: None,
         }
+    }
+
+    /// Also reports the reporter's own counters (reports, deferred reports, batches
+    /// sent) as the `metric_schema.reporter` set of this core: a full queue becomes
+    /// visible downstream.
+    #[must_use]
+    pub fn with_self_metrics(mut self) -> Self {
+        let attrs = ReporterAttrs {
+            core: self.core,
+            numa_node: self.numa_node,
+        };
+        self.self_metrics = Some(self.register::<ReporterMetrics, _>(&attrs));
+        self
     }
 
     /// Sets the cadence used by [`Reporter::report_if_due`].
@@ -412,6 +454,20 @@ impl Reporter {
     /// Snapshots every dirty field of every set into one batch and `try_send`s it.
     /// Never blocks. See the [module documentation](self).
     pub fn report(&mut self) -> ReportOutcome {
+        let outcome = self.report_inner();
+        // Counted after the fact: these land in the next report, like any value.
+        if let Some(m) = &self.self_metrics {
+            m.reports.inc();
+            match outcome {
+                ReportOutcome::Deferred => m.deferred.inc(),
+                ReportOutcome::Sent => m.batches_sent.inc(),
+                ReportOutcome::Idle | ReportOutcome::Lost => {}
+            }
+        }
+        outcome
+    }
+
+    fn report_inner(&mut self) -> ReportOutcome {
         self.stats.reports += 1;
         if let Some(outcome) = self.flush_pending(None) {
             return outcome;

@@ -63,3 +63,35 @@ fn shutdown_waits_for_room_until_its_deadline() {
     assert_eq!(consumer.total(id, 0).int, 5);
     assert!(consumer.unregistered.contains(&id));
 }
+
+#[test]
+fn a_reporter_with_self_metrics_reports_its_deferrals() {
+    let (tx, rx) = metric_schema::channel(1);
+    let mut reporter = Reporter::new(tx, 4, 1).with_self_metrics();
+    let set = reporter.register::<One, _>(&());
+    let mut consumer = Consumer::default();
+    set.items.add(1);
+    assert_eq!(reporter.report(), ReportOutcome::Sent);
+    assert_eq!(reporter.report(), ReportOutcome::Deferred);
+    assert_eq!(reporter.report(), ReportOutcome::Deferred);
+    consumer.drain(&rx);
+    assert_eq!(reporter.report(), ReportOutcome::Sent);
+    consumer.drain(&rx);
+    let (self_id, reg) = consumer
+        .registrations
+        .iter()
+        .find(|(_, r)| r.descriptor.name == "metric_schema.reporter")
+        .expect("the reporter's own set is registered");
+    assert_eq!(reg.attribute_values[0].to_string(), "4");
+    let field = |name: &str| {
+        reg.descriptor
+            .fields
+            .iter()
+            .position(|f| f.name == name)
+            .unwrap() as u16
+    };
+    let self_id = *self_id;
+    assert_eq!(consumer.total(self_id, field("deferred")).int, 2);
+    assert_eq!(consumer.total(self_id, field("reports")).int, 3, "the 4th is counted in the next report");
+    assert_eq!(consumer.total(self_id, field("batches_sent")).int, 1);
+}
