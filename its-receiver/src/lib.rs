@@ -28,23 +28,54 @@ pub const TYPE_NAME: &str = "receiver:internal_telemetry";
 pub mod hub {
     use super::{Mutex, SnapshotReceiver};
 
-    static QUEUES: Mutex<Option<Vec<(u32, SnapshotReceiver)>>> = Mutex::new(None);
+    /// The queues the receiver drains.
+    #[derive(Debug)]
+    pub struct Queues {
+        /// The engine's queues (one per NUMA node, with the node id): the receiver
+        /// stops only once all of them are closed and empty.
+        pub engine: Vec<(u32, SnapshotReceiver)>,
+        /// The internal pipeline's own telemetry: drained, not waited for.
+        pub own: Option<SnapshotReceiver>,
+    }
 
-    /// Installs the queues (one per NUMA node, with the node id) for the receiver to
-    /// take; replaces queues not taken yet.
-    pub fn install(queues: Vec<(u32, SnapshotReceiver)>) {
+    static QUEUES: Mutex<Option<Queues>> = Mutex::new(None);
+
+    /// Installs the queues for the receiver to take; replaces queues not taken yet.
+    pub fn install(queues: Queues) {
         *QUEUES
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(queues);
     }
 
     /// Takes the installed queues (once).
-    pub fn take() -> Option<Vec<(u32, SnapshotReceiver)>> {
+    pub fn take() -> Option<Queues> {
         QUEUES
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
     }
+}
+
+/// Identity of the receiver.
+#[metric_schema::attribute_set(name = "its.receiver.attrs")]
+pub struct ReceiverAttrs {
+    /// Node id from the configuration.
+    #[attribute(key = "node.id")]
+    pub node: String,
+}
+
+/// What the receiver sees of the engine's queues.
+#[metric_schema::metric_set(name = "its.receiver")]
+pub struct ReceiverMetrics {
+    /// Snapshot batches waiting in the engine's queues, sampled at each drain.
+    #[metric(unit = "{batch}")]
+    pub queue_depth: metric_schema::Gauge<u64>,
+    /// Snapshot batches received.
+    #[metric(unit = "{batch}")]
+    pub batches: metric_schema::Counter<u64>,
+    /// Field values (data points) received.
+    #[metric(unit = "{point}")]
+    pub points: metric_schema::Counter<u64>,
 }
 
 /// A snapshot batch on its way through the internal pipeline; give it back with
@@ -130,13 +161,22 @@ impl NodeConfig for InternalTelemetryConfig {
 
 struct InternalTelemetry {
     queues: Vec<(u32, SnapshotReceiver)>,
+    own: Option<SnapshotReceiver>,
     interval: Duration,
     metrics: bool,
+    observed: metric_schema::MetricSetHandle<ReceiverMetrics>,
 }
 
 impl InternalTelemetry {
     /// Forwards every waiting batch; `true` once every queue is disconnected and empty.
     async fn drain(&self, effect: &EffectHandler) -> Result<bool, NodeError> {
+        let depth: usize = self.queues.iter().map(|(_, q)| q.len()).sum();
+        self.observed.queue_depth.set(depth as u64);
+        if let Some(own) = &self.own {
+            while let Ok(Some(batch)) = own.try_next() {
+                self.forward(effect, u32::MAX, own, batch).await?;
+            }
+        }
         let mut closed = 0;
         for (numa_node, queue) in &self.queues {
             loop {
@@ -165,6 +205,8 @@ impl InternalTelemetry {
             return Ok(());
         }
         let items = batch.value_count() as u64;
+        self.observed.batches.inc();
+        self.observed.points.add(items);
         let received = ReceivedBatch::new(batch, numa_node, queue.recycler());
         effect.send_message(PData::any(items, received)).await?;
         Ok(())
@@ -224,14 +266,18 @@ static INTERNAL_TELEMETRY: NodeFactory = NodeFactory {
 
 fn create(value: &serde_json::Value, ctx: &NodeContext) -> Result<NodeTask, String> {
     let config = nodes::parse_config::<InternalTelemetryConfig>(value)?;
-    let queues = hub::take().ok_or_else(|| {
+    let hub::Queues { engine, own } = hub::take().ok_or_else(|| {
         format!(
             "`{TYPE_NAME}` has no telemetry queues to drain: it runs only as the receiver of `engine.observability.pipeline`, once"
         )
     })?;
     Ok(NodeTask::receiver(InternalTelemetry {
-        queues,
+        queues: engine,
+        own,
         interval: config.metrics.interval.unwrap_or(ctx.reporting_interval),
         metrics: config.signals.contains(&Signal::Metrics),
+        observed: metric_schema::register::<ReceiverMetrics, _>(&ReceiverAttrs {
+            node: ctx.node_id.clone(),
+        }),
     }))
 }

@@ -92,6 +92,10 @@ fn a_reporter_with_self_metrics_reports_its_deferrals() {
     };
     let self_id = *self_id;
     assert_eq!(consumer.total(self_id, field("deferred")).int, 2);
-    assert_eq!(consumer.total(self_id, field("reports")).int, 3, "the 4th is counted in the next report");
+    assert_eq!(
+        consumer.total(self_id, field("reports")).int,
+        3,
+        "the 4th is counted in the next report"
+    );
     assert_eq!(consumer.total(self_id, field("batches_sent")).int, 1);
 }

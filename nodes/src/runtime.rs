@@ -202,19 +202,22 @@ impl InstanceHandle {
 /// `os_core` of an instance that runs on a thread of its own, not pinned.
 const UNPINNED: usize = usize::MAX;
 
-/// Starts the internal telemetry pipeline on a thread of its own (not pinned, and
-/// without engine telemetry of its own: what carries telemetry must not feed it back).
+/// Starts the internal telemetry pipeline on a thread of its own, not pinned. Its own
+/// metric sets (if `telemetry` is given) report into a queue of their own, which the
+/// ITS drains like the engine's but does not wait for: what the ITS says about itself
+/// is a bounded handful of series per interval, never a loop that grows.
 pub fn spawn_internal(
     spec: Arc<PipelineSpec>,
     settings: EngineSettings,
     shutdown: Arc<ShutdownSignal>,
+    telemetry: Option<SnapshotSender>,
 ) -> Result<InstanceHandle, EngineError> {
     let placement = CorePlacement {
         core: 0,
         numa_node: 0,
         os_core: UNPINNED,
     };
-    spawn_instance(spec, placement, None, settings, shutdown)
+    spawn_instance(spec, placement, telemetry, settings, shutdown)
 }
 
 /// Starts one instance of `spec` on `placement`. Its metric sets report into

@@ -81,6 +81,10 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
             .any(|n| n.type_name == its_receiver::TYPE_NAME)
     });
     let mut stages = None;
+    // The ITS's own telemetry: a queue of its own, drained but not waited for.
+    let (own_sender, own_queue) = metric_schema::channel(16);
+    let mut own_queue = (its_drains && plan.settings.telemetry).then_some(own_queue);
+    let own_sender = own_queue.is_some().then_some(own_sender);
     let drain = if its_drains {
         if queues.len() > 1 {
             // Several NUMA nodes: a first stage per node relays pre-aggregated batches.
@@ -92,9 +96,15 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
                 plan.settings.reporting_interval,
                 &cross,
             ));
-            its_receiver::hub::install(vec![(u32::MAX, cross_queue)]);
+            its_receiver::hub::install(its_receiver::hub::Queues {
+                engine: vec![(u32::MAX, cross_queue)],
+                own: own_queue.take(),
+            });
         } else {
-            its_receiver::hub::install(queues);
+            its_receiver::hub::install(its_receiver::hub::Queues {
+                engine: queues,
+                own: own_queue.take(),
+            });
         }
         None
     } else {
@@ -114,6 +124,7 @@ pub fn run(plan: &Plan, mut progress: Box<dyn Write + Send>) -> Result<RunOutcom
             Arc::clone(spec),
             plan.settings.clone(),
             Arc::clone(&internal_shutdown),
+            own_sender,
         ) {
             Ok(handle) => Some(handle),
             Err(e) => {

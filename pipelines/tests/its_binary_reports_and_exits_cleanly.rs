@@ -120,16 +120,18 @@ fn sigint_drains_the_pipelines_and_exits_0() {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert!(line.contains("SIGINT or SIGTERM stops them"), "{line}");
-    // Then the internal pipeline's first interval: data is flowing and being reported.
-    loop {
+    // Then intervals showing the engine's exporter at work and the ITS observing
+    // itself (its receiver's and its console exporter's own sets).
+    let (mut engine, mut receiver, mut exporter) = (false, false, false);
+    while !(engine && receiver && exporter) {
         line.clear();
         assert!(
             stdout.read_line(&mut line).unwrap() > 0,
             "stdout ended early"
         );
-        if line.contains("node.id=noop") {
-            break;
-        }
+        engine |= line.contains("node.id=noop");
+        receiver |= line.starts_with("its.receiver ");
+        exporter |= line.starts_with("its.exporter ");
     }
     // SAFETY: sending a signal to our own child process, whose pid is valid until waited.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
@@ -169,7 +171,8 @@ fn json_totals(stdout: &str) -> std::collections::HashMap<(String, String, Strin
     let mut totals = std::collections::HashMap::new();
     for line in stdout.lines().filter(|l| l.starts_with('{')) {
         let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-        if v["set"] != "engine.node" {
+        // The engine pipeline's nodes only (the ITS reports on its own nodes too).
+        if v["set"] != "engine.node" || v["attributes"]["pipeline.group"] != "demo" {
             continue;
         }
         let key = (

@@ -345,6 +345,7 @@ fn verdict(tallies: &[BTreeMap<String, Tally>], rate_on: f64) -> bool {
     ok
 }
 
+#[expect(clippy::too_many_lines, reason = "the run, step by step, in order")]
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -394,10 +395,16 @@ fn main() -> ExitCode {
             Duration::from_millis(20),
             &cross,
         );
-        its_receiver::hub::install(vec![(u32::MAX, cross_queue)]);
+        its_receiver::hub::install(its_receiver::hub::Queues {
+            engine: vec![(u32::MAX, cross_queue)],
+            own: None,
+        });
         Some(stages)
     } else {
-        its_receiver::hub::install(queues);
+        its_receiver::hub::install(its_receiver::hub::Queues {
+            engine: queues,
+            own: None,
+        });
         None
     };
     let shutdown = Arc::new(ShutdownSignal::default());
@@ -406,8 +413,13 @@ fn main() -> ExitCode {
         telemetry: false,
         shutdown_grace: Duration::from_mins(1),
     };
-    let its = nodes::spawn_internal(Arc::new(its_pipeline()), settings, Arc::clone(&shutdown))
-        .expect("the internal pipeline starts");
+    let its = nodes::spawn_internal(
+        Arc::new(its_pipeline()),
+        settings,
+        Arc::clone(&shutdown),
+        None,
+    )
+    .expect("the internal pipeline starts");
     let rss_start = rss_kib();
     let (tallies, rate_on) = record(&args, &topology, Some(&senders));
     drop(senders);

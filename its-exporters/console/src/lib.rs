@@ -152,8 +152,34 @@ pub fn json_lines(interval: &Interval) -> String {
     out
 }
 
+/// Identity of an exporter.
+#[metric_schema::attribute_set(name = "its.exporter.attrs")]
+pub struct ExporterAttrs {
+    /// Node id from the configuration.
+    #[attribute(key = "node.id")]
+    pub node: String,
+    /// Node type.
+    #[attribute(key = "node.type")]
+    pub node_type: &'static str,
+}
+
+/// What an exporter of the ITS did.
+#[metric_schema::metric_set(name = "its.exporter")]
+pub struct ExporterMetrics {
+    /// Intervals exported.
+    #[metric(unit = "{interval}")]
+    pub intervals: metric_schema::Counter<u64>,
+    /// Points exported.
+    #[metric(unit = "{point}")]
+    pub points: metric_schema::Counter<u64>,
+    /// Time one export took.
+    #[metric(unit = "s", max_buckets = 32)]
+    pub duration: metric_schema::Histogram<32>,
+}
+
 struct Console {
     config: ConsoleConfig,
+    observed: metric_schema::MetricSetHandle<ExporterMetrics>,
 }
 
 impl Exporter for Console {
@@ -167,6 +193,7 @@ impl Exporter for Console {
                 "exporter:console takes intervals from processor:aggregate",
             ));
         };
+        let started = std::time::Instant::now();
         let text = match self.config.format {
             Format::Table => table(interval),
             Format::Json => json_lines(interval),
@@ -175,7 +202,13 @@ impl Exporter for Console {
             Output::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
             Output::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
         };
-        written.map_err(|e| NodeError::new(format!("exporter:console cannot write: {e}")))
+        written.map_err(|e| NodeError::new(format!("exporter:console cannot write: {e}")))?;
+        self.observed.intervals.inc();
+        self.observed.points.add(interval.point_count() as u64);
+        self.observed
+            .duration
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
     }
 }
 
@@ -188,7 +221,11 @@ static CONSOLE: NodeFactory = NodeFactory {
     create,
 };
 
-fn create(value: &serde_json::Value, _ctx: &NodeContext) -> Result<NodeTask, String> {
+fn create(value: &serde_json::Value, ctx: &NodeContext) -> Result<NodeTask, String> {
     let config = nodes::parse_config::<ConsoleConfig>(value)?;
-    Ok(NodeTask::exporter(Console { config }))
+    let observed = metric_schema::register::<ExporterMetrics, _>(&ExporterAttrs {
+        node: ctx.node_id.clone(),
+        node_type: "exporter:console",
+    });
+    Ok(NodeTask::exporter(Console { config, observed }))
 }
