@@ -11,34 +11,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nodes::{EdgeSpec, EngineSettings, NodeSpec, PipelineSpec, ShutdownSignal, Topology};
+use nodes::{EngineSettings, NodeSpec, PipelineSpec, ShutdownSignal, Topology};
 
 fn spec(batches: u64) -> Arc<PipelineSpec> {
-    let node = |id: &str, type_name: &str, config: serde_json::Value| NodeSpec {
-        id: id.into(),
-        type_name: type_name.into(),
-        config,
-    };
-    let edge = |from, to| EdgeSpec {
-        from,
-        port: nodes::DEFAULT_PORT.into(),
-        to,
-    };
-    Arc::new(PipelineSpec {
-        group: "bench".into(),
-        name: "chain".into(),
-        nodes: vec![
-            node(
+    Arc::new(PipelineSpec::chain(
+        "bench",
+        "chain",
+        128,
+        vec![
+            NodeSpec::new(
                 "gen",
                 "receiver:traffic_generator",
                 serde_json::json!({"batch_size": 1, "max_batches": batches}),
             ),
-            node("debug", "processor:debug", serde_json::Value::Null),
-            node("noop", "exporter:noop", serde_json::Value::Null),
+            NodeSpec::new("debug", "processor:debug", serde_json::Value::Null),
+            NodeSpec::new("noop", "exporter:noop", serde_json::Value::Null),
         ],
-        edges: vec![edge(0, 1), edge(1, 2)],
-        channel_capacity: 128,
-    })
+    ))
 }
 
 fn run_once(batches: u64, telemetry: bool) -> Duration {

@@ -7,7 +7,7 @@
 //!   intervals; cumulative series keep their start time and survive going idle.
 //! - `processor:views` ([`views`]): rename, re-describe or drop metrics selected by set,
 //!   metric and attribute values; drop attributes and aggregate again.
-//! - [`model`]: the [`Interval`](model::Interval)s they emit, which exporters read.
+//! - [`model`]: the [`Interval`]s they emit, which exporters read.
 //! - [`numa`]: the NUMA first stage, one pinned thread per node that relays only
 //!   pre-aggregated batches across nodes.
 

@@ -40,6 +40,17 @@ pub struct NodeSpec {
     pub config: serde_json::Value,
 }
 
+impl NodeSpec {
+    /// A node of type `type_name` with its `config` block (`Value::Null`: defaults).
+    pub fn new(id: &str, type_name: &str, config: serde_json::Value) -> Self {
+        NodeSpec {
+            id: id.into(),
+            type_name: type_name.into(),
+            config,
+        }
+    }
+}
+
 /// A connection of a resolved pipeline, by node index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeSpec {
@@ -64,6 +75,26 @@ pub struct PipelineSpec {
     pub edges: Vec<EdgeSpec>,
     /// Capacity of the data channels between nodes.
     pub channel_capacity: usize,
+}
+
+impl PipelineSpec {
+    /// A linear pipeline: each node feeds the next through its default port.
+    pub fn chain(group: &str, name: &str, channel_capacity: usize, nodes: Vec<NodeSpec>) -> Self {
+        let edges = (1..nodes.len())
+            .map(|to| EdgeSpec {
+                from: to - 1,
+                port: DEFAULT_PORT.into(),
+                to,
+            })
+            .collect();
+        PipelineSpec {
+            group: group.into(),
+            name: name.into(),
+            nodes,
+            edges,
+            channel_capacity,
+        }
+    }
 }
 
 /// Engine-wide settings.

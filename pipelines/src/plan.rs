@@ -149,27 +149,17 @@ pub fn plan(
 /// The internal pipeline when the configuration has none: the engine's metrics,
 /// aggregated across cores, printed as a table every reporting interval.
 fn builtin_internal_pipeline() -> PipelineSpec {
-    let node = |id: &str, type_name: &str| NodeSpec {
-        id: id.into(),
-        type_name: type_name.into(),
-        config: serde_json::Value::Null,
-    };
-    let edge = |from, to| EdgeSpec {
-        from,
-        port: nodes::DEFAULT_PORT.into(),
-        to,
-    };
-    PipelineSpec {
-        group: "engine".into(),
-        name: "observability".into(),
-        nodes: vec![
-            node("telemetry", its_receiver::TYPE_NAME),
-            node("aggregate", "processor:aggregate"),
-            node("console", "exporter:console"),
+    let none = serde_json::Value::Null;
+    PipelineSpec::chain(
+        "engine",
+        "observability",
+        64,
+        vec![
+            NodeSpec::new("telemetry", its_receiver::TYPE_NAME, none.clone()),
+            NodeSpec::new("aggregate", "processor:aggregate", none.clone()),
+            NodeSpec::new("console", "exporter:console", none),
         ],
-        edges: vec![edge(0, 1), edge(1, 2)],
-        channel_capacity: 64,
-    }
+    )
 }
 
 fn known_types() -> String {

@@ -26,8 +26,8 @@ use its_processors::Interval;
 use its_processors::model::Value;
 use metric_schema::{Counter, Histogram, Reporter, UpDownCounter, attribute_set, metric_set};
 use nodes::{
-    EdgeSpec, EffectHandler, EngineSettings, Exporter, Message, NodeContext, NodeError,
-    NodeFactory, NodeKind, NodeSpec, NodeTask, PipelineSpec, ShutdownSignal, Topology,
+    EffectHandler, EngineSettings, Exporter, Message, NodeContext, NodeError, NodeFactory,
+    NodeKind, NodeSpec, NodeTask, PipelineSpec, ShutdownSignal, Topology,
 };
 
 /// Which of a thread's sets.
@@ -280,35 +280,24 @@ fn record(
 }
 
 fn its_pipeline() -> PipelineSpec {
-    let node = |id: &str, type_name: &str, config: serde_json::Value| NodeSpec {
-        id: id.into(),
-        type_name: type_name.into(),
-        config,
-    };
-    let edge = |from, to| EdgeSpec {
-        from,
-        port: nodes::DEFAULT_PORT.into(),
-        to,
-    };
-    PipelineSpec {
-        group: "engine".into(),
-        name: "observability".into(),
-        nodes: vec![
-            node(
+    PipelineSpec::chain(
+        "engine",
+        "observability",
+        1,
+        vec![
+            NodeSpec::new(
                 "telemetry",
                 its_receiver::TYPE_NAME,
                 serde_json::json!({"metrics": {"interval": "2ms"}}),
             ),
-            node(
+            NodeSpec::new(
                 "aggregate",
                 "processor:aggregate",
                 serde_json::json!({"interval": "50ms"}),
             ),
-            node("sink", "exporter:stress_sink", serde_json::Value::Null),
+            NodeSpec::new("sink", "exporter:stress_sink", serde_json::Value::Null),
         ],
-        edges: vec![edge(0, 1), edge(1, 2)],
-        channel_capacity: 1,
-    }
+    )
 }
 
 /// Compares what the threads recorded with what the exporter received, prints the

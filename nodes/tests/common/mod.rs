@@ -13,11 +13,7 @@ use nodes::{
 };
 
 pub fn node(id: &str, type_name: &str, config: serde_json::Value) -> NodeSpec {
-    NodeSpec {
-        id: id.into(),
-        type_name: type_name.into(),
-        config,
-    }
+    NodeSpec::new(id, type_name, config)
 }
 
 pub fn edge(from: usize, port: &str, to: usize) -> EdgeSpec {
