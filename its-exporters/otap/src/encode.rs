@@ -1,0 +1,583 @@
+//! ITS intervals as the normalized OTAP metrics tables (sans I/O).
+//!
+//! The profile is the one `../shared/OTAP.md` §0.11 calls the simplest safe one: no
+//! dictionaries (plain `Utf8`/`Int64` columns), ids delta-encoded and attribute parent
+//! ids quasi-delta-encoded, rows sorted so that no delta is negative. One resource
+//! (from `engine.telemetry.resource`); one scope per series (the metric set's name, its
+//! entity attributes as scope attributes); one metric row per point.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    UInt8Builder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch, StructArray, TimestampNanosecondArray, UInt16Array};
+use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
+use its_processors::model::{Buckets, Interval, Series, Temporality, Value};
+use metric_schema::{AttributeValue, InstrumentKind};
+
+/// OTAP payload types this encoder produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(i32)]
+pub enum PayloadType {
+    /// Resource attributes.
+    ResourceAttrs = 1,
+    /// Scope attributes.
+    ScopeAttrs = 2,
+    /// The root table: one row per metric.
+    UnivariateMetrics = 10,
+    /// Gauge and sum points.
+    NumberDataPoints = 11,
+    /// Histogram points (our `Mmsc`: count, sum, min, max, no buckets).
+    HistogramDataPoints = 13,
+    /// Exponential histogram points.
+    ExpHistogramDataPoints = 14,
+}
+
+/// The tables of one interval; empty tables are left out.
+#[derive(Debug, Clone)]
+pub struct MetricsTables {
+    /// Every table present, root first.
+    pub tables: Vec<(PayloadType, RecordBatch)>,
+}
+
+impl MetricsTables {
+    /// The table of `kind`, if present.
+    pub fn get(&self, kind: PayloadType) -> Option<&RecordBatch> {
+        self.tables.iter().find(|(k, _)| *k == kind).map(|(_, b)| b)
+    }
+
+    /// Data points across the point tables.
+    pub fn point_count(&self) -> usize {
+        [
+            PayloadType::NumberDataPoints,
+            PayloadType::HistogramDataPoints,
+            PayloadType::ExpHistogramDataPoints,
+        ]
+        .iter()
+        .filter_map(|k| self.get(*k))
+        .map(RecordBatch::num_rows)
+        .sum()
+    }
+}
+
+/// Why an interval could not be encoded.
+#[derive(Debug)]
+pub enum EncodeError {
+    /// More metric rows, resources or scopes than OTAP's u16 ids allow in one batch.
+    TooManyRows {
+        /// What overflowed.
+        what: &'static str,
+        /// How many there were.
+        count: usize,
+    },
+    /// Arrow refused a column (a bug in this encoder).
+    Arrow(ArrowError),
+}
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EncodeError::TooManyRows { what, count } => write!(
+                f,
+                "{count} {what} in one batch, more than the 65536 OTAP's u16 ids allow: export smaller intervals (processor:batch max_items)"
+            ),
+            EncodeError::Arrow(e) => write!(f, "arrow: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+impl From<ArrowError> for EncodeError {
+    fn from(e: ArrowError) -> Self {
+        EncodeError::Arrow(e)
+    }
+}
+
+fn id_field(name: &str, data_type: DataType, nullable: bool, encoding: &str) -> Field {
+    let metadata: std::collections::HashMap<String, String> =
+        [("encoding".to_string(), encoding.to_string())]
+            .into_iter()
+            .collect();
+    Field::new(name, data_type, nullable).with_metadata(metadata)
+}
+
+fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, None)
+}
+
+fn u16_id(i: usize, what: &'static str) -> Result<u16, EncodeError> {
+    u16::try_from(i).map_err(|_| EncodeError::TooManyRows { what, count: i + 1 })
+}
+
+/// Values written as deltas of the previous one (the first as is).
+fn delta_u16(values: &[u16]) -> Vec<u16> {
+    let mut prev = 0u16;
+    values
+        .iter()
+        .map(|&v| {
+            let d = v.wrapping_sub(prev);
+            prev = v;
+            d
+        })
+        .collect()
+}
+
+/// One attribute row before sorting and quasi-delta encoding.
+#[derive(Debug, Clone, PartialEq)]
+struct AttrRow {
+    parent: u16,
+    key: String,
+    value: AttrValue,
+}
+
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum AttrValue {
+    Str(String),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+}
+
+impl AttrValue {
+    fn of(v: &AttributeValue) -> AttrValue {
+        match v {
+            AttributeValue::Str(s) => AttrValue::Str(s.to_string()),
+            AttributeValue::Int(i) => AttrValue::Int(*i),
+            AttributeValue::Double(d) => AttrValue::Double(*d),
+            AttributeValue::Bool(b) => AttrValue::Bool(*b),
+        }
+    }
+
+    /// The OTAP AnyValue type code (1 string, 2 int, 3 double, 4 bool).
+    fn code(&self) -> u8 {
+        match self {
+            AttrValue::Str(_) => 1,
+            AttrValue::Int(_) => 2,
+            AttrValue::Double(_) => 3,
+            AttrValue::Bool(_) => 4,
+        }
+    }
+}
+
+/// RESOURCE_ATTRS / SCOPE_ATTRS (the u16 form), sorted by (type, key, value, parent)
+/// with quasi-delta parent ids.
+fn attrs_table(mut rows: Vec<AttrRow>) -> Result<Option<RecordBatch>, EncodeError> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.sort_by(|a, b| {
+        (a.value.code(), &a.key)
+            .cmp(&(b.value.code(), &b.key))
+            .then(
+                a.value
+                    .partial_cmp(&b.value)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+            .then(a.parent.cmp(&b.parent))
+    });
+    let mut parent = Vec::with_capacity(rows.len());
+    let (mut key, mut kind) = (StringBuilder::new(), UInt8Builder::new());
+    let (mut strs, mut ints, mut doubles, mut bools) = (
+        StringBuilder::new(),
+        Int64Builder::new(),
+        Float64Builder::new(),
+        BooleanBuilder::new(),
+    );
+    let mut prev: Option<&AttrRow> = None;
+    for row in &rows {
+        let same = prev.is_some_and(|p| p.key == row.key && p.value == row.value);
+        parent.push(if same {
+            row.parent - prev.map_or(0, |p| p.parent)
+        } else {
+            row.parent
+        });
+        prev = Some(row);
+        key.append_value(&row.key);
+        kind.append_value(row.value.code());
+        match &row.value {
+            AttrValue::Str(v) => strs.append_value(v),
+            _ => strs.append_null(),
+        }
+        match row.value {
+            AttrValue::Int(v) => ints.append_value(v),
+            _ => ints.append_null(),
+        }
+        match row.value {
+            AttrValue::Double(v) => doubles.append_value(v),
+            _ => doubles.append_null(),
+        }
+        match row.value {
+            AttrValue::Bool(v) => bools.append_value(v),
+            _ => bools.append_null(),
+        }
+    }
+    let schema = Schema::new(vec![
+        id_field("parent_id", DataType::UInt16, false, "quasidelta"),
+        Field::new("key", DataType::Utf8, false),
+        Field::new("type", DataType::UInt8, false),
+        Field::new("str", DataType::Utf8, true),
+        Field::new("int", DataType::Int64, true),
+        Field::new("double", DataType::Float64, true),
+        Field::new("bool", DataType::Boolean, true),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt16Array::from(parent)),
+        Arc::new(key.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(strs.finish()),
+        Arc::new(ints.finish()),
+        Arc::new(doubles.finish()),
+        Arc::new(bools.finish()),
+    ];
+    Ok(Some(RecordBatch::try_new(Arc::new(schema), columns)?))
+}
+
+/// OTLP metric type of an instrument (1 gauge, 2 sum, 3 histogram, 4 exponential).
+fn metric_type(kind: InstrumentKind) -> u8 {
+    match kind {
+        InstrumentKind::Gauge => 1,
+        InstrumentKind::Counter
+        | InstrumentKind::UpDownCounter
+        | InstrumentKind::ObserveCounter
+        | InstrumentKind::ObserveUpDownCounter => 2,
+        InstrumentKind::Mmsc => 3,
+        InstrumentKind::Histogram => 4,
+    }
+}
+
+/// One metric row, before encoding.
+struct MetricRow<'a> {
+    scope: u16,
+    series: &'a Series,
+    field: usize,
+    value: &'a Value,
+}
+
+/// Encodes `interval` with `resource` attributes.
+pub fn encode(
+    interval: &Interval,
+    resource: &[(String, AttributeValue)],
+) -> Result<MetricsTables, EncodeError> {
+    // Scopes in a stable order: by set name, then attributes.
+    let mut series: Vec<&Series> = interval.series.iter().collect();
+    series.sort_by_key(|s| (s.descriptor.name, s.identity.pairs()));
+    let mut rows: Vec<MetricRow<'_>> = Vec::new();
+    let mut scope_attrs = Vec::new();
+    for (scope, s) in series.iter().enumerate() {
+        let scope = u16_id(scope, "scopes")?;
+        let keys = s.identity.attributes.keys();
+        for (k, v) in keys.iter().zip(&s.identity.values) {
+            scope_attrs.push(AttrRow {
+                parent: scope,
+                key: k.key.to_string(),
+                value: AttrValue::of(v),
+            });
+        }
+        for (key, value) in [
+            ("core.id", s.identity.core),
+            ("numa.node", s.identity.numa_node),
+        ] {
+            if let Some(v) = value
+                && !keys.iter().any(|k| k.key == key)
+            {
+                scope_attrs.push(AttrRow {
+                    parent: scope,
+                    key: key.to_string(),
+                    value: AttrValue::Int(i64::from(v)),
+                });
+            }
+        }
+        for p in &s.points {
+            rows.push(MetricRow {
+                scope,
+                series: s,
+                field: usize::from(p.field),
+                value: &p.value,
+            });
+        }
+    }
+    if rows.len() > usize::from(u16::MAX) + 1 {
+        return Err(EncodeError::TooManyRows {
+            what: "metric rows",
+            count: rows.len(),
+        });
+    }
+    let resource_attrs: Vec<AttrRow> = resource
+        .iter()
+        .map(|(k, v)| AttrRow {
+            parent: 0,
+            key: k.clone(),
+            value: AttrValue::of(v),
+        })
+        .collect();
+
+    let mut tables = vec![(PayloadType::UnivariateMetrics, root_table(interval, &rows)?)];
+    let points = points_tables(interval, &rows)?;
+    tables.extend(points);
+    if let Some(t) = attrs_table(resource_attrs)? {
+        tables.push((PayloadType::ResourceAttrs, t));
+    }
+    if let Some(t) = attrs_table(scope_attrs)? {
+        tables.push((PayloadType::ScopeAttrs, t));
+    }
+    Ok(MetricsTables { tables })
+}
+
+fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch, EncodeError> {
+    let n = rows.len();
+    let ids: Vec<u16> = (0..n).map(|i| i as u16).collect();
+    let scopes: Vec<u16> = rows.iter().map(|r| r.scope).collect();
+    let (mut kind, mut name, mut description, mut unit) = (
+        UInt8Builder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let (mut temporality, mut monotonic, mut scope_name) = (
+        Int32Builder::new(),
+        BooleanBuilder::new(),
+        StringBuilder::new(),
+    );
+    let otlp_temporality = match interval.temporality {
+        Temporality::Delta => 1,
+        Temporality::Cumulative => 2,
+    };
+    for r in rows {
+        let field = &r.series.descriptor.fields[r.field];
+        let t = metric_type(field.instrument);
+        kind.append_value(t);
+        name.append_value(field.name);
+        description.append_value(field.brief);
+        unit.append_value(field.unit);
+        if t == 1 {
+            temporality.append_null();
+        } else {
+            temporality.append_value(otlp_temporality);
+        }
+        if t == 2 {
+            monotonic.append_value(field.instrument.is_monotonic());
+        } else {
+            monotonic.append_null();
+        }
+        scope_name.append_value(r.series.descriptor.name);
+    }
+    let resource_fields = Fields::from(vec![id_field("id", DataType::UInt16, true, "delta")]);
+    let scope_fields = Fields::from(vec![
+        id_field("id", DataType::UInt16, true, "delta"),
+        Field::new("name", DataType::Utf8, true),
+    ]);
+    let resource = StructArray::try_new(
+        resource_fields.clone(),
+        vec![Arc::new(UInt16Array::from(vec![0u16; n])) as ArrayRef],
+        None,
+    )?;
+    let scope = StructArray::try_new(
+        scope_fields.clone(),
+        vec![
+            Arc::new(UInt16Array::from(delta_u16(&scopes))) as ArrayRef,
+            Arc::new(scope_name.finish()),
+        ],
+        None,
+    )?;
+    let schema = Schema::new(vec![
+        id_field("id", DataType::UInt16, false, "delta"),
+        Field::new("metric_type", DataType::UInt8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("description", DataType::Utf8, true),
+        Field::new("unit", DataType::Utf8, true),
+        Field::new("aggregation_temporality", DataType::Int32, true),
+        Field::new("is_monotonic", DataType::Boolean, true),
+        Field::new("resource", DataType::Struct(resource_fields), true),
+        Field::new("scope", DataType::Struct(scope_fields), true),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt16Array::from(delta_u16(&ids))),
+        Arc::new(kind.finish()),
+        Arc::new(name.finish()),
+        Arc::new(description.finish()),
+        Arc::new(unit.finish()),
+        Arc::new(temporality.finish()),
+        Arc::new(monotonic.finish()),
+        Arc::new(resource),
+        Arc::new(scope),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+}
+
+/// Start and end of a point of `series`, as timestamps.
+fn window(interval: &Interval, series: &Series) -> (i64, i64) {
+    (
+        i64::try_from(series.start_unix_nanos).unwrap_or(i64::MAX),
+        i64::try_from(interval.end_unix_nanos).unwrap_or(i64::MAX),
+    )
+}
+
+fn buckets_struct(sides: &[&Buckets]) -> Result<StructArray, EncodeError> {
+    let mut offset = Int32Builder::new();
+    let mut counts = ListBuilder::new(UInt64Builder::new());
+    for b in sides {
+        offset.append_value(b.offset);
+        counts.values().append_slice(&b.counts);
+        counts.append(true);
+    }
+    let list: ArrayRef = Arc::new(counts.finish());
+    let fields = Fields::from(vec![
+        Field::new("offset", DataType::Int32, true),
+        Field::new("bucket_counts", list.data_type().clone(), true),
+    ]);
+    Ok(StructArray::try_new(
+        fields,
+        vec![Arc::new(offset.finish()), list],
+        None,
+    )?)
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "three point tables, column by column"
+)]
+fn points_tables(
+    interval: &Interval,
+    rows: &[MetricRow<'_>],
+) -> Result<Vec<(PayloadType, RecordBatch)>, EncodeError> {
+    let mut out = Vec::new();
+    // NUMBER_DATA_POINTS
+    let (mut parent, mut t, mut ints, mut doubles) = (
+        Vec::new(),
+        Vec::new(),
+        Int64Builder::new(),
+        Float64Builder::new(),
+    );
+    // HISTOGRAM_DATA_POINTS (Mmsc)
+    let (mut h_parent, mut h_t, mut h_count, mut h_sum, mut h_min, mut h_max) = (
+        Vec::new(),
+        Vec::new(),
+        UInt64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+    );
+    // EXP_HISTOGRAM_DATA_POINTS
+    let (mut e_parent, mut e_t, mut e_count, mut e_sum, mut e_min, mut e_max) = (
+        Vec::new(),
+        Vec::new(),
+        UInt64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+    );
+    let (mut e_scale, mut e_zero) = (Int32Builder::new(), UInt64Builder::new());
+    let (mut e_pos, mut e_neg): (Vec<&Buckets>, Vec<&Buckets>) = (Vec::new(), Vec::new());
+    for (id, r) in rows.iter().enumerate() {
+        let id = id as u16;
+        match r.value {
+            Value::U64(v) => {
+                parent.push(id);
+                t.push(window(interval, r.series));
+                ints.append_value(i64::try_from(*v).unwrap_or(i64::MAX));
+                doubles.append_null();
+            }
+            Value::I64(v) => {
+                parent.push(id);
+                t.push(window(interval, r.series));
+                ints.append_value(*v);
+                doubles.append_null();
+            }
+            Value::F64(v) => {
+                parent.push(id);
+                t.push(window(interval, r.series));
+                ints.append_null();
+                doubles.append_value(*v);
+            }
+            Value::Mmsc(m) => {
+                h_parent.push(id);
+                h_t.push(window(interval, r.series));
+                h_count.append_value(m.count);
+                h_sum.append_value(m.sum);
+                h_min.append_value(m.min);
+                h_max.append_value(m.max);
+            }
+            Value::Histogram(h) => {
+                e_parent.push(id);
+                e_t.push(window(interval, r.series));
+                e_count.append_value(h.count);
+                e_sum.append_value(h.sum);
+                e_min.append_value(h.min);
+                e_max.append_value(h.max);
+                e_scale.append_value(h.scale);
+                e_zero.append_value(h.zero_count);
+                e_pos.push(&h.positive);
+                e_neg.push(&h.negative);
+            }
+        }
+    }
+    let common = |parent: &[u16], t: &[(i64, i64)]| -> (Vec<Field>, Vec<ArrayRef>) {
+        let start: Vec<i64> = t.iter().map(|w| w.0).collect();
+        let end: Vec<i64> = t.iter().map(|w| w.1).collect();
+        (
+            vec![
+                id_field("parent_id", DataType::UInt16, false, "delta"),
+                Field::new("start_time_unix_nano", timestamp(), true),
+                Field::new("time_unix_nano", timestamp(), true),
+            ],
+            vec![
+                Arc::new(UInt16Array::from(delta_u16(parent))) as ArrayRef,
+                Arc::new(TimestampNanosecondArray::from(start)),
+                Arc::new(TimestampNanosecondArray::from(end)),
+            ],
+        )
+    };
+    if !parent.is_empty() {
+        let (mut fields, mut columns) = common(&parent, &t);
+        fields.push(Field::new("int_value", DataType::Int64, true));
+        fields.push(Field::new("double_value", DataType::Float64, true));
+        columns.push(Arc::new(ints.finish()));
+        columns.push(Arc::new(doubles.finish()));
+        out.push((
+            PayloadType::NumberDataPoints,
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?,
+        ));
+    }
+    if !h_parent.is_empty() {
+        let (mut fields, mut columns) = common(&h_parent, &h_t);
+        for (name, column) in [
+            ("count", Arc::new(h_count.finish()) as ArrayRef),
+            ("sum", Arc::new(h_sum.finish())),
+            ("min", Arc::new(h_min.finish())),
+            ("max", Arc::new(h_max.finish())),
+        ] {
+            fields.push(Field::new(name, column.data_type().clone(), true));
+            columns.push(column);
+        }
+        out.push((
+            PayloadType::HistogramDataPoints,
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?,
+        ));
+    }
+    if !e_parent.is_empty() {
+        let (mut fields, mut columns) = common(&e_parent, &e_t);
+        let positive = buckets_struct(&e_pos)?;
+        let negative = buckets_struct(&e_neg)?;
+        for (name, column) in [
+            ("count", Arc::new(e_count.finish()) as ArrayRef),
+            ("sum", Arc::new(e_sum.finish())),
+            ("min", Arc::new(e_min.finish())),
+            ("max", Arc::new(e_max.finish())),
+            ("scale", Arc::new(e_scale.finish())),
+            ("zero_count", Arc::new(e_zero.finish())),
+            ("positive", Arc::new(positive)),
+            ("negative", Arc::new(negative)),
+        ] {
+            fields.push(Field::new(name, column.data_type().clone(), true));
+            columns.push(column);
+        }
+        out.push((
+            PayloadType::ExpHistogramDataPoints,
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?,
+        ));
+    }
+    Ok(out)
+}

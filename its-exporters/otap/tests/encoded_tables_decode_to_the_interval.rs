@@ -1,0 +1,268 @@
+//! The encoded tables follow the OTAP column rules, and decoding their ids the way the
+//! upstream consumers do (delta, quasi-delta) gives back the interval's points.
+
+use std::collections::BTreeMap;
+
+use arrow_array::{
+    Array, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    StructArray, UInt8Array, UInt16Array,
+};
+use arrow_schema::DataType;
+use its_exporter_otap::{PayloadType, encode};
+use its_processors::{Aggregator, Interval, Keep, Temporality};
+use metric_schema::{
+    AttributeValue, Counter, Gauge, Histogram, Mmsc, Reporter, UpDownCounter, attribute_set,
+    metric_set,
+};
+
+/// Who.
+#[attribute_set(name = "test.otap.attrs")]
+pub struct Who {
+    /// Name.
+    #[attribute(key = "test.name")]
+    pub name: String,
+    /// Shard.
+    #[attribute(key = "test.shard")]
+    pub shard: u32,
+}
+
+/// Every kind.
+#[metric_set(name = "test.otap")]
+pub struct Kinds {
+    /// Requests.
+    #[metric(unit = "{request}")]
+    pub requests: Counter<u64>,
+    /// Level.
+    #[metric(unit = "{item}")]
+    pub level: UpDownCounter<i64>,
+    /// Depth.
+    #[metric(unit = "{item}")]
+    pub depth: Gauge<f64>,
+    /// Latency.
+    #[metric(unit = "s", max_buckets = 16)]
+    pub latency: Histogram<16>,
+    /// Sizes.
+    #[metric(unit = "By")]
+    pub size: Mmsc,
+}
+
+fn interval(temporality: Temporality) -> Interval {
+    let (sender, queue) = metric_schema::channel(16);
+    let mut r = Reporter::new(sender, 0, 0);
+    let a = r.register::<Kinds, _>(&Who {
+        name: "a".into(),
+        shard: 1,
+    });
+    let b = r.register::<Kinds, _>(&Who {
+        name: "b".into(),
+        shard: 2,
+    });
+    a.requests.add(5);
+    b.requests.add(7);
+    a.level.add(-3);
+    b.depth.set(2.5);
+    for v in [0.001, 0.002, 0.5] {
+        a.latency.record(v);
+    }
+    b.size.record(100.0);
+    b.size.record(300.0);
+    r.report();
+    let mut agg = Aggregator::new(Keep::default(), 0);
+    while let Some(batch) = queue.try_recv() {
+        agg.apply(&batch);
+    }
+    agg.take(1_000, &[temporality]).remove(0)
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("column {name}"))
+        .as_any()
+        .downcast_ref::<T>()
+        .unwrap_or_else(|| panic!("type of {name}"))
+}
+
+/// `decoded[i] = decoded[i-1] + wire[i]`.
+fn undelta(wire: &UInt16Array) -> Vec<u16> {
+    let mut sum = 0u16;
+    wire.values()
+        .iter()
+        .map(|d| {
+            sum += d;
+            sum
+        })
+        .collect()
+}
+
+#[test]
+fn the_root_table_has_one_row_per_point_with_its_metric_kind() {
+    let tables = encode(&interval(Temporality::Delta), &[]).unwrap();
+    let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
+    let schema = root.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    for required in ["id", "metric_type", "name"] {
+        assert!(names.contains(&required), "{names:?}");
+        assert_eq!(root.column_by_name(required).unwrap().null_count(), 0);
+    }
+    assert_eq!(
+        root.schema().field_with_name("id").unwrap().data_type(),
+        &DataType::UInt16
+    );
+    let ids = undelta(column::<UInt16Array>(root, "id"));
+    assert_eq!(ids, (0..root.num_rows() as u16).collect::<Vec<_>>());
+    let name = column::<StringArray>(root, "name");
+    let kind = column::<UInt8Array>(root, "metric_type");
+    let temporality = column::<Int32Array>(root, "aggregation_temporality");
+    let monotonic = column::<BooleanArray>(root, "is_monotonic");
+    let mut seen = BTreeMap::new();
+    for i in 0..root.num_rows() {
+        seen.insert(
+            name.value(i),
+            (kind.value(i), temporality.is_null(i), monotonic.is_null(i)),
+        );
+        match name.value(i) {
+            "requests" => {
+                assert_eq!(kind.value(i), 2);
+                assert_eq!(temporality.value(i), 1, "delta");
+                assert!(monotonic.value(i));
+            }
+            "level" => assert!(!monotonic.value(i)),
+            "depth" => assert!(temporality.is_null(i) && monotonic.is_null(i)),
+            _ => {}
+        }
+    }
+    assert_eq!(seen["requests"].0, 2);
+    assert_eq!(seen["depth"].0, 1);
+    assert_eq!(seen["size"].0, 3);
+    assert_eq!(seen["latency"].0, 4);
+    // Scopes: the metric set's name; ids grouped so that deltas are never negative.
+    let scope = root
+        .column_by_name("scope")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StructArray>()
+        .unwrap();
+    let scope_ids = undelta(
+        scope
+            .column_by_name("id")
+            .unwrap()
+            .as_any()
+            .downcast_ref()
+            .unwrap(),
+    );
+    assert!(scope_ids.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(*scope_ids.last().unwrap(), 1, "two series, two scopes");
+}
+
+#[test]
+fn number_points_point_back_to_their_metric_rows() {
+    let tables = encode(&interval(Temporality::Cumulative), &[]).unwrap();
+    let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
+    let names = column::<StringArray>(root, "name");
+    let dp = tables.get(PayloadType::NumberDataPoints).unwrap();
+    let parents = undelta(column::<UInt16Array>(dp, "parent_id"));
+    let ints = column::<Int64Array>(dp, "int_value");
+    let doubles = column::<Float64Array>(dp, "double_value");
+    let mut requests = 0;
+    for (i, parent) in parents.iter().enumerate() {
+        let metric = names.value(usize::from(*parent));
+        assert!(
+            ints.is_null(i) != doubles.is_null(i),
+            "exactly one value column"
+        );
+        match metric {
+            "requests" => requests += ints.value(i),
+            "level" => assert_eq!(ints.value(i), -3),
+            "depth" => assert_eq!(doubles.value(i).to_bits(), 2.5f64.to_bits()),
+            other => panic!("{other} is not a number metric"),
+        }
+    }
+    assert_eq!(requests, 12);
+    let temporality = column::<Int32Array>(root, "aggregation_temporality");
+    assert!((0..root.num_rows()).any(|i| !temporality.is_null(i) && temporality.value(i) == 2));
+    let exp = tables.get(PayloadType::ExpHistogramDataPoints).unwrap();
+    assert_eq!(exp.num_rows(), 1);
+    let hist = tables.get(PayloadType::HistogramDataPoints).unwrap();
+    assert_eq!(hist.num_rows(), 1);
+    assert_eq!(tables.point_count(), 4 + 2);
+}
+
+/// OTAP §4.3: quasi-delta parent ids of an attribute table.
+fn attributes(batch: &RecordBatch) -> Vec<(u16, String, String)> {
+    let parent = column::<UInt16Array>(batch, "parent_id");
+    let key = column::<StringArray>(batch, "key");
+    let kind = column::<UInt8Array>(batch, "type");
+    let s = column::<StringArray>(batch, "str");
+    let i = column::<Int64Array>(batch, "int");
+    let mut out = Vec::new();
+    let mut prev: Option<(u8, String, String)> = None;
+    let mut prev_pid = 0u16;
+    for row in 0..batch.num_rows() {
+        let value = match kind.value(row) {
+            1 => s.value(row).to_string(),
+            2 => i.value(row).to_string(),
+            other => panic!("type {other}"),
+        };
+        let this = (kind.value(row), key.value(row).to_string(), value.clone());
+        let pid = if prev.as_ref() == Some(&this) {
+            prev_pid + parent.value(row)
+        } else {
+            parent.value(row)
+        };
+        prev = Some(this);
+        prev_pid = pid;
+        out.push((pid, key.value(row).to_string(), value));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn scope_and_resource_attributes_decode_to_what_was_bound() {
+    let resource = [
+        (
+            "service.name".to_string(),
+            AttributeValue::Str("its".into()),
+        ),
+        ("service.instance".to_string(), AttributeValue::Int(3)),
+    ];
+    let tables = encode(&interval(Temporality::Delta), &resource).unwrap();
+    let scope = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
+    assert_eq!(
+        scope,
+        vec![
+            (0, "test.name".into(), "a".into()),
+            (0, "test.shard".into(), "1".into()),
+            (1, "test.name".into(), "b".into()),
+            (1, "test.shard".into(), "2".into()),
+        ]
+    );
+    let resource = attributes(tables.get(PayloadType::ResourceAttrs).unwrap());
+    assert_eq!(
+        resource,
+        vec![
+            (0, "service.instance".into(), "3".into()),
+            (0, "service.name".into(), "its".into()),
+        ]
+    );
+}
+
+#[test]
+fn an_empty_interval_has_only_an_empty_root() {
+    let empty = Interval {
+        start_unix_nanos: 0,
+        end_unix_nanos: 1,
+        temporality: Temporality::Delta,
+        series: Vec::new(),
+    };
+    let tables = encode(&empty, &[]).unwrap();
+    assert_eq!(tables.tables.len(), 1);
+    assert_eq!(
+        tables
+            .get(PayloadType::UnivariateMetrics)
+            .unwrap()
+            .num_rows(),
+        0
+    );
+}
