@@ -1,0 +1,129 @@
+//! One producer per gRPC stream (or file): one Arrow IPC stream per payload type.
+//!
+//! As `../shared/OTAP.md` §0 and §2 require: the first payload of an IPC stream carries
+//! the schema and exactly one record batch, later payloads exactly one record batch; no
+//! end-of-stream marker is ever written; schema ids come from one counter across all
+//! payload types, and a payload type gets a new one (a schema reset) only when its
+//! schema changes; IPC bodies are zstd-compressed (or not, by configuration).
+
+use std::collections::HashMap;
+
+use arrow_array::RecordBatch;
+use arrow_ipc::CompressionType;
+use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow_schema::{ArrowError, Schema};
+
+use crate::encode::{MetricsTables, PayloadType};
+use crate::proto::{ArrowPayload, BatchArrowRecords};
+
+/// IPC body compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IpcCompression {
+    /// zstd, as both upstream producers (the default).
+    #[default]
+    Zstd,
+    /// Uncompressed bodies.
+    None,
+}
+
+struct Stream {
+    schema_id: String,
+    signature: String,
+    writer: StreamWriter<Vec<u8>>,
+}
+
+/// The state of one OTAP stream.
+pub struct Producer {
+    compression: IpcCompression,
+    next_schema_id: u64,
+    next_batch_id: i64,
+    streams: HashMap<PayloadType, Stream>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("next_schema_id", &self.next_schema_id)
+            .field("next_batch_id", &self.next_batch_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `name:Type` of every field, sorted: what decides whether a schema changed.
+fn signature(schema: &Schema) -> String {
+    let mut fields: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
+    fields.sort();
+    fields.join(",")
+}
+
+impl Producer {
+    /// Fresh state (a new stream starts from schema id 0 and batch id 0).
+    pub fn new(compression: IpcCompression) -> Self {
+        Producer {
+            compression,
+            next_schema_id: 0,
+            next_batch_id: 0,
+            streams: HashMap::new(),
+        }
+    }
+
+    /// The next `BatchArrowRecords` for `tables`; tables without rows are left out.
+    pub fn produce(&mut self, tables: &MetricsTables) -> Result<BatchArrowRecords, ArrowError> {
+        let mut payloads = Vec::with_capacity(tables.tables.len());
+        for (kind, batch) in &tables.tables {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            payloads.push(self.payload(*kind, batch)?);
+        }
+        let batch_id = self.next_batch_id;
+        self.next_batch_id += 1;
+        Ok(BatchArrowRecords {
+            batch_id,
+            arrow_payloads: payloads,
+            headers: Vec::new(),
+        })
+    }
+
+    fn payload(
+        &mut self,
+        kind: PayloadType,
+        batch: &RecordBatch,
+    ) -> Result<ArrowPayload, ArrowError> {
+        let sig = signature(&batch.schema());
+        let reset = self.streams.get(&kind).is_none_or(|s| s.signature != sig);
+        if reset {
+            let options =
+                IpcWriteOptions::default().try_with_compression(match self.compression {
+                    IpcCompression::Zstd => Some(CompressionType::ZSTD),
+                    IpcCompression::None => None,
+                })?;
+            // The writer puts the schema message in its buffer right away: it goes out
+            // with this payload's record batch.
+            let writer = StreamWriter::try_new_with_options(Vec::new(), &batch.schema(), options)?;
+            let schema_id = self.next_schema_id.to_string();
+            self.next_schema_id += 1;
+            self.streams.insert(
+                kind,
+                Stream {
+                    schema_id,
+                    signature: sig,
+                    writer,
+                },
+            );
+        }
+        let stream = self.streams.get_mut(&kind).expect("inserted above");
+        stream.writer.write(batch)?;
+        // Drain after every batch; never finish (no end-of-stream marker).
+        let record = std::mem::take(stream.writer.get_mut());
+        Ok(ArrowPayload {
+            schema_id: stream.schema_id.clone(),
+            r#type: kind as i32,
+            record,
+        })
+    }
+}
