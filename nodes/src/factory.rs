@@ -41,6 +41,8 @@ pub struct NodeContext {
     /// How often the engine reports its metric sets (the default cadence of nodes that
     /// work per interval).
     pub reporting_interval: std::time::Duration,
+    /// Resource attributes (`engine.telemetry.resource`), for exporters.
+    pub resource: Vec<(String, metric_schema::AttributeValue)>,
 }
 
 /// Builds nodes of one type.

@@ -106,6 +106,8 @@ pub struct EngineSettings {
     pub telemetry: bool,
     /// How long a shutdown may take before node tasks are abandoned.
     pub shutdown_grace: Duration,
+    /// Resource attributes (`engine.telemetry.resource`) for exporters.
+    pub resource: Vec<(String, metric_schema::AttributeValue)>,
 }
 
 impl Default for EngineSettings {
@@ -114,6 +116,7 @@ impl Default for EngineSettings {
             reporting_interval: Duration::from_secs(1),
             telemetry: true,
             shutdown_grace: Duration::from_secs(5),
+            resource: Vec::new(),
         }
     }
 }
@@ -417,6 +420,7 @@ async fn run_instance(
             core,
             numa_node: placement.numa_node,
             reporting_interval: settings.reporting_interval,
+            resource: settings.resource.clone(),
         };
         let task = (factory.create)(&node.config, &ctx).map_err(node_error)?;
         let metrics = telemetry.then(|| {

@@ -12,6 +12,7 @@
 
 // Every node crate this binary can run, named so the linker keeps their factories.
 use its_exporter_console as _;
+use its_exporter_otap as _;
 use its_processors as _;
 use its_receiver as _;
 use nodes as _;

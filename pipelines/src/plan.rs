@@ -78,6 +78,7 @@ pub fn plan(
             .engine
             .shutdown_grace
             .unwrap_or(Duration::from_secs(5)),
+        resource: resource_attributes(&mut errors, &telemetry.resource),
     };
 
     let internal = match config.engine.observability.pipeline.as_ref() {
@@ -160,6 +161,34 @@ fn builtin_internal_pipeline() -> PipelineSpec {
             NodeSpec::new("console", "exporter:console", none),
         ],
     )
+}
+
+/// `engine.telemetry.resource` as attribute values: strings, integers, floats, booleans.
+fn resource_attributes(
+    errors: &mut Errors<'_>,
+    resource: &BTreeMap<String, serde_json::Value>,
+) -> Vec<(String, metric_schema::AttributeValue)> {
+    use metric_schema::AttributeValue;
+    let mut out = Vec::new();
+    for (key, value) in resource {
+        let v = match value {
+            serde_json::Value::String(s) => AttributeValue::Str(s.clone().into()),
+            serde_json::Value::Bool(b) => AttributeValue::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => AttributeValue::Int(i),
+                None => AttributeValue::Double(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            other => {
+                errors.push(
+                    format!("engine.telemetry.resource.{key}"),
+                    format!("`{other}` is not a string, number or boolean"),
+                );
+                continue;
+            }
+        };
+        out.push((key.clone(), v));
+    }
+    out
 }
 
 fn known_types() -> String {

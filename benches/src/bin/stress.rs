@@ -401,6 +401,7 @@ fn main() -> ExitCode {
         reporting_interval: Duration::from_millis(50),
         telemetry: false,
         shutdown_grace: Duration::from_mins(1),
+        resource: Vec::new(),
     };
     let its = nodes::spawn_internal(
         Arc::new(its_pipeline()),

@@ -7,11 +7,14 @@
 //!   one counter, schema resets, no end-of-stream marker) into `BatchArrowRecords`.
 //! - [`proto`]: the OTAP messages, with prost's derive (no `protoc`).
 //!
-//! Next: the gRPC transport and the `exporter:otap` node (see the open issue).
+//! - `exporter:otap`: writes the stream to `file:` (length-delimited
+//!   `BatchArrowRecords`). Next: the gRPC transport (see the open issue).
 
 pub mod encode;
+mod node;
 pub mod producer;
 pub mod proto;
 
 pub use encode::{EncodeError, MetricsTables, PayloadType, encode};
+pub use node::{Compression, OtapConfig};
 pub use producer::{IpcCompression, Producer};
