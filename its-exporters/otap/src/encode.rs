@@ -263,7 +263,7 @@ pub fn encode(
 ) -> Result<MetricsTables, EncodeError> {
     // Scopes in a stable order: by set name, then attributes.
     let mut series: Vec<&Series> = interval.series.iter().collect();
-    series.sort_by_key(|s| (s.descriptor.name, s.identity.pairs()));
+    series.sort_by_cached_key(|s| (s.descriptor.name, s.identity.pairs()));
     let mut rows: Vec<MetricRow<'_>> = Vec::new();
     let mut scope_attrs = Vec::new();
     for (scope, s) in series.iter().enumerate() {
