@@ -102,12 +102,7 @@ impl Acc {
 
     fn add_mmsc(&mut self, m: MmscValue) {
         match self {
-            Acc::Mmsc(acc) => {
-                acc.min = acc.min.min(m.min);
-                acc.max = acc.max.max(m.max);
-                acc.sum += m.sum;
-                acc.count += m.count;
-            }
+            Acc::Mmsc(acc) => acc.merge(&m),
             _ => *self = Acc::Mmsc(m),
         }
     }

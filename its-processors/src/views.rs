@@ -125,12 +125,7 @@ fn merge(into: &mut Value, from: &Value, kind: InstrumentKind) {
         (Value::U64(a), Value::U64(b)) if kind != InstrumentKind::Gauge => *a = a.wrapping_add(*b),
         (Value::I64(a), Value::I64(b)) if kind != InstrumentKind::Gauge => *a = a.wrapping_add(*b),
         (Value::F64(a), Value::F64(b)) if kind != InstrumentKind::Gauge => *a += b,
-        (Value::Mmsc(a), Value::Mmsc(b)) => {
-            a.min = a.min.min(b.min);
-            a.max = a.max.max(b.max);
-            a.sum += b.sum;
-            a.count += b.count;
-        }
+        (Value::Mmsc(a), Value::Mmsc(b)) => a.merge(b),
         (Value::Histogram(a), Value::Histogram(b)) => a.merge_owned(b),
         // Gauges: the last series wins, as the last report would.
         (a, b) => *a = b.clone(),

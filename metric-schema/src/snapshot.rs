@@ -53,6 +53,16 @@ pub struct MmscValue {
     pub count: u64,
 }
 
+impl MmscValue {
+    /// Folds `other` in: the smaller minimum, the larger maximum, sums and counts added.
+    pub fn merge(&mut self, other: &MmscValue) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+}
+
 /// One side (positive or negative) of an exponential histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BucketsView<'a> {
