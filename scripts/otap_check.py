@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Independent check of an OTAP metrics stream written by `exporter:otap` (file mode).
+"""Independent check of the OTAP metrics streams `exporter:otap` produces.
 
-It shares no code with the encoder: a small protobuf reader parses the length-delimited
-BatchArrowRecords, pyarrow reads each payload type's Arrow IPC stream, and the tables
-are held to the columns of ../shared/OTAP.md (names, types, required columns without
-nulls, no unknown column). Ids are decoded as the upstream consumers do (delta,
+It shares no code with the encoder: a small protobuf reader parses BatchArrowRecords,
+pyarrow reads each payload type's Arrow IPC stream, and the tables are held to the
+columns of ../shared/OTAP.md (names, types, unsigned dictionary keys, required columns
+without nulls, no unknown column). Ids are decoded as the upstream consumers do (delta,
 quasi-delta), the data points are rebuilt, and the totals of the engine's own metrics
 are compared with what the engine recorded.
 
-usage: otap_check.py FILE --expect-items N
+usage:
+  otap_check.py --file FILE --expect-items N
+      a file of length-delimited BatchArrowRecords (one stream)
+  otap_check.py --listen --port-file P --expect-items N [--expect-reset]
+      a gRPC sink: serves ArrowMetricsService/ArrowMetrics on 127.0.0.1 (a free port,
+      written to P), answers every batch with BatchStatus OK, and on SIGTERM checks
+      every stream it received
 """
 import argparse
 import sys
@@ -44,28 +50,55 @@ def fields(buf):
         yield tag, value
 
 
+def parse_bar(message):
+    bar = {"batch_id": 0, "payloads": []}
+    for tag, value in fields(message):
+        if tag == 1:
+            bar["batch_id"] = value
+        elif tag == 2:
+            payload = {"schema_id": "", "type": 0, "record": b""}
+            for ptag, pvalue in fields(value):
+                if ptag == 1:
+                    payload["schema_id"] = pvalue.decode()
+                elif ptag == 2:
+                    payload["type"] = pvalue
+                elif ptag == 3:
+                    payload["record"] = pvalue
+            bar["payloads"].append(payload)
+    return bar
+
+
 def read_bars(path):
     data = open(path, "rb").read()
     i, bars = 0, []
     while i < len(data):
         n, i = varint(data, i)
-        bar = {"batch_id": 0, "payloads": []}
-        for tag, value in fields(data[i:i + n]):
-            if tag == 1:
-                bar["batch_id"] = value
-            elif tag == 2:
-                payload = {"schema_id": "", "type": 0, "record": b""}
-                for ptag, pvalue in fields(value):
-                    if ptag == 1:
-                        payload["schema_id"] = pvalue.decode()
-                    elif ptag == 2:
-                        payload["type"] = pvalue
-                    elif ptag == 3:
-                        payload["record"] = pvalue
-                bar["payloads"].append(payload)
-        bars.append(bar)
+        bars.append(parse_bar(data[i:i + n]))
         i += n
     return bars
+
+
+def put_varint(value):
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def batch_status(batch_id, code=0, message=""):
+    """A BatchStatus message: batch_id (1, int64), status_code (2, enum), status_message (3)."""
+    out = b"\x08" + put_varint(batch_id & 0xFFFFFFFFFFFFFFFF)
+    if code:
+        out += b"\x10" + put_varint(code)
+    if message:
+        text = message.encode()
+        out += b"\x1a" + put_varint(len(text)) + text
+    return out
 
 
 TS = pa.timestamp("ns")
@@ -102,25 +135,73 @@ TABLES = {
 }
 
 
-def check_columns(kind, table):
+DICT8 = {(10, "name"), (10, "description"), (10, "unit"), (10, "schema_url"), (10, "aggregation_temporality"),
+         (1, "key"), (2, "key")}
+DICT16 = {(1, "str"), (2, "str"), (1, "int"), (2, "int")}
+
+
+def check_columns(kind, schema):
+    """Column names and types of ../shared/OTAP.md section 3, dictionary keys included."""
     name, spec = TABLES[kind]
-    for field in table.schema:
+    for field in schema:
         if field.name not in spec:
             raise AssertionError(f"{name}: unknown column {field.name}")
         want, _ = spec[field.name]
         got = field.type
+        if pa.types.is_dictionary(got):
+            allowed = {pa.uint16()} if (kind, field.name) in DICT16 else {pa.uint8(), pa.uint16()}
+            if (kind, field.name) not in DICT8 | DICT16:
+                raise AssertionError(f"{name}.{field.name}: dictionary not allowed")
+            if got.index_type not in allowed:
+                raise AssertionError(f"{name}.{field.name}: dictionary key {got.index_type}, allowed {allowed}")
+            got = got.value_type
+        if pa.types.is_struct(got):
+            for child in got:
+                if pa.types.is_dictionary(child.type) and not (field.name == "scope" and child.name == "name"
+                                                               and child.type.index_type in (pa.uint8(), pa.uint16())):
+                    raise AssertionError(f"{name}.{field.name}.{child.name}: dictionary key {child.type}")
         if pa.types.is_struct(want) or pa.types.is_list(want):
-            ok = str(got).replace(" not null", "") == str(want).replace(" not null", "")
+            ok = str(plain_type(got)).replace(" not null", "") == str(want).replace(" not null", "")
         else:
             ok = got == want
         if not ok:
             raise AssertionError(f"{name}.{field.name}: type {got}, expected {want}")
     for column, (_, required) in spec.items():
-        if required:
-            if column not in table.column_names:
-                raise AssertionError(f"{name}: required column {column} missing")
-            if table.column(column).null_count:
-                raise AssertionError(f"{name}: required column {column} has nulls")
+        if required and column not in schema.names:
+            raise AssertionError(f"{name}: required column {column} missing")
+
+
+def check_required(kind, table):
+    name, spec = TABLES[kind]
+    for column, (_, required) in spec.items():
+        if required and table.column(column).null_count:
+            raise AssertionError(f"{name}: required column {column} has nulls")
+
+
+def plain_type(t):
+    if pa.types.is_dictionary(t):
+        return t.value_type
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, plain_type(f.type)) for f in t])
+    return t
+
+
+def decoded(table):
+    """Dictionary columns (top level and in structs) as plain ones; required columns
+    without nulls."""
+    columns = []
+    for column in table.columns:
+        array = column.combine_chunks()
+        if pa.types.is_dictionary(array.type):
+            array = array.dictionary_decode()
+        elif pa.types.is_timestamp(array.type):
+            array = array.cast(pa.int64())
+        elif pa.types.is_struct(array.type):
+            children = [array.field(i) for i in range(array.type.num_fields)]
+            children = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in children]
+            array = pa.StructArray.from_arrays(children, [f.name for f in array.type], mask=array.is_null())
+        columns.append(array)
+    return pa.Table.from_arrays(columns, names=table.column_names)
 
 
 def undelta(values):
@@ -145,18 +226,16 @@ def attributes(table):
     return out
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("file")
-    parser.add_argument("--expect-items", type=int, required=True)
-    args = parser.parse_args()
-
-    bars = read_bars(args.file)
-    assert bars, "no BatchArrowRecords in the file"
+def check_stream(bars, totals):
+    """Decodes one gRPC stream (or file); adds the engine.node totals of pipeline group
+    `demo` to `totals`. Returns (IPC streams, exponential histograms, schema resets)."""
+    assert bars, "a stream without BatchArrowRecords"
     assert [b["batch_id"] for b in bars] == list(range(len(bars))), "batch ids 0, 1, 2, ..."
 
-    # One IPC stream per schema id; a schema id belongs to one payload type.
-    streams, kinds = defaultdict(list), {}
+    # One IPC stream per schema id; a schema id belongs to one payload type; a new
+    # schema id for a type already seen is a schema reset.
+    streams, kinds, resets = defaultdict(list), {}, 0
+    current = {}
     for bar in bars:
         seen = set()
         for p in bar["payloads"]:
@@ -165,21 +244,27 @@ def main():
             seen.add(p["type"])
             assert kinds.setdefault(p["schema_id"], p["type"]) == p["type"], "schema id shared by two types"
             assert not p["record"].endswith(b"\xff\xff\xff\xff\x00\x00\x00\x00"), "EOS marker"
+            if current.get(p["type"], p["schema_id"]) != p["schema_id"]:
+                assert p["schema_id"] not in streams, "a schema id came back after a reset"
+                resets += 1
+            current[p["type"]] = p["schema_id"]
             streams[p["schema_id"]].append(p["record"])
     batches = {}
     for schema_id, chunks in streams.items():
+        # Each payload must hold exactly one record batch: read them one at a time, as
+        # the upstream consumers do, from the concatenated IPC stream.
         read = list(ipc.open_stream(pa.BufferReader(b"".join(chunks))))
         assert len(read) == len(chunks), f"schema {schema_id}: {len(read)} batches for {len(chunks)} payloads"
         batches[schema_id] = iter(read)
 
-    totals = defaultdict(int)
     histograms = 0
     for bar in bars:
         tables = {}
         for p in bar["payloads"]:
-            table = pa.Table.from_batches([next(batches[p["schema_id"]])])
-            check_columns(p["type"], table)
-            tables[p["type"]] = table
+            batch = next(batches[p["schema_id"]])
+            check_columns(p["type"], batch.schema)
+            tables[p["type"]] = decoded(pa.Table.from_batches([batch]))
+            check_required(p["type"], tables[p["type"]])
         root = tables[10]
         ids = undelta(root.column("id").to_pylist())
         assert ids == list(range(root.num_rows)), "root ids 0..n in row order"
@@ -191,7 +276,7 @@ def main():
         if 11 in tables:
             dp = tables[11]
             parents = undelta(dp.column("parent_id").to_pylist())
-            ints = dp.column("int_value").to_pylist()
+            ints = dp.column("int_value").to_pylist() if "int_value" in dp.column_names else [None] * dp.num_rows
             for parent, value in zip(parents, ints):
                 attrs = scope_attrs.get(scope_ids[parent], {})
                 if scope_names[parent] == "engine.node" and attrs.get("pipeline.group") == "demo" and value is not None:
@@ -201,15 +286,84 @@ def main():
                 buckets = sum(row["positive"]["bucket_counts"]) + sum(row["negative"]["bucket_counts"])
                 assert buckets + row["zero_count"] == row["count"], "histogram buckets hold every value"
                 histograms += 1
+    return len(streams), histograms, resets
 
+
+def check_totals(totals, expect_items):
     cores = sorted({core for (_, core, _) in totals})
     assert cores, f"no engine.node points of pipeline group demo: {dict(totals)}"
     for core in cores:
         for node, metric in [("generator", "produced_items"), ("noop", "consumed_items")]:
             got = totals[(node, core, metric)]
-            assert got == args.expect_items, f"core {core} {node}.{metric}: {got}, expected {args.expect_items}"
-    print(f"otap_check: {len(bars)} BatchArrowRecords, {len(streams)} IPC streams, "
-          f"{len(cores)} cores x {args.expect_items} items conserved, {histograms} exponential histograms ok")
+            assert got == expect_items, f"core {core} {node}.{metric}: {got}, expected {expect_items}"
+    return cores
+
+
+def serve(port_file):
+    """Serves ArrowMetrics until SIGTERM; returns the BARs of every stream."""
+    from concurrent import futures
+    import signal
+    import threading
+    import grpc
+
+    received, lock = [], threading.Lock()
+
+    def arrow_metrics(requests, context):
+        bars = []
+        with lock:
+            received.append(bars)
+        for message in requests:
+            bar = parse_bar(message)
+            bars.append(bar)
+            yield batch_status(bar["batch_id"])
+
+    handler = grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.experimental.arrow.v1.ArrowMetricsService",
+        {"ArrowMetrics": grpc.stream_stream_rpc_method_handler(
+            arrow_metrics, request_deserializer=None, response_serializer=None)},
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(port))
+    import os
+    os.replace(port_file + ".tmp", port_file)
+    stop.wait()
+    server.stop(grace=2).wait()
+    with lock:
+        return [bars for bars in received if bars]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--file")
+    parser.add_argument("--listen", action="store_true")
+    parser.add_argument("--port-file")
+    parser.add_argument("--expect-items", type=int, required=True)
+    parser.add_argument("--expect-reset", action="store_true",
+                        help="fail unless some stream had a schema reset in the middle")
+    args = parser.parse_args()
+    if args.listen == bool(args.file):
+        parser.error("give --file FILE or --listen --port-file P")
+
+    streams = serve(args.port_file) if args.listen else [read_bars(args.file)]
+    assert streams, "nothing received"
+    totals = defaultdict(int)
+    ipc_streams = histograms = resets = 0
+    for bars in streams:
+        s, h, r = check_stream(bars, totals)
+        ipc_streams, histograms, resets = ipc_streams + s, histograms + h, resets + r
+    cores = check_totals(totals, args.expect_items)
+    if args.expect_reset:
+        assert resets, "no schema reset in the middle of a stream"
+    bars = sum(len(b) for b in streams)
+    print(f"otap_check: {len(streams)} stream(s), {bars} BatchArrowRecords, {ipc_streams} IPC streams, "
+          f"{resets} schema resets, {len(cores)} cores x {args.expect_items} items conserved, "
+          f"{histograms} exponential histograms ok")
 
 
 if __name__ == "__main__":

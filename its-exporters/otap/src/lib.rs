@@ -1,20 +1,25 @@
-//! `exporter:otap` (in progress): ITS intervals as OTAP Arrow metrics.
+//! `exporter:otap`: ITS intervals as OTAP Arrow metrics.
 //!
 //! - [`encode()`](encode::encode) (module [`encode`](mod@encode)): the sans-I/O
-//!   encoder from an aggregated interval to the normalized OTAP metrics tables (no
-//!   dictionaries, delta and quasi-delta ids, sorted rows).
-//! - [`Producer`]: one Arrow IPC stream per payload type (zstd bodies, schema ids from
-//!   one counter, schema resets, no end-of-stream marker) into `BatchArrowRecords`.
+//!   encoder from an aggregated interval to the normalized OTAP metrics tables (delta
+//!   and quasi-delta ids, sorted rows).
+//! - [`Producer`]: one Arrow IPC stream per payload type (zstd bodies, dictionaries,
+//!   schema ids from one counter, schema resets, no end-of-stream marker) into
+//!   `BatchArrowRecords`.
+//! - [`transport`]: the gRPC `ArrowMetrics` client (tonic) on a thread of its own:
+//!   batch ids, statuses matched by id, a bounded window, reconnects with fresh
+//!   producer state, retries with backoff, every failure counted.
 //! - [`proto`]: the OTAP messages, with prost's derive (no `protoc`).
-//!
-//! - `exporter:otap`: writes the stream to `file:` (length-delimited
-//!   `BatchArrowRecords`). Next: the gRPC transport (see the open issue).
+//! - `exporter:otap`: the node, to a gRPC `endpoint` or to a `file` of
+//!   length-delimited `BatchArrowRecords`.
 
 pub mod encode;
 mod node;
 pub mod producer;
 pub mod proto;
+pub mod transport;
 
 pub use encode::{EncodeError, MetricsTables, PayloadType, encode};
-pub use node::{Compression, OtapConfig};
-pub use producer::{IpcCompression, Producer};
+pub use node::{Compression, OtapAttrs, OtapConfig, OtapMetrics};
+pub use producer::{IpcCompression, Producer, ProducerOptions};
+pub use transport::{GrpcCompression, TransportHandle, TransportSettings, TransportStats};

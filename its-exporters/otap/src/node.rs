@@ -1,8 +1,12 @@
-//! The `exporter:otap` node. This build writes OTAP streams to a file; the gRPC
-//! transport is the next step (an `endpoint` is refused with a clear message).
+//! The `exporter:otap` node: intervals become OTAP metrics tables on the ITS thread,
+//! then either a gRPC `ArrowMetrics` stream (the transport thread) or a file of
+//! length-delimited `BatchArrowRecords`.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use its_processors::Interval;
 use nodes::{
@@ -13,7 +17,8 @@ use prost::Message as _;
 use serde::Deserialize;
 
 use crate::encode::encode;
-use crate::producer::{IpcCompression, Producer};
+use crate::producer::{IpcCompression, Producer, ProducerOptions};
+use crate::transport::{GrpcCompression, TransportHandle, TransportSettings, TransportStats};
 
 /// IPC body compression in the configuration.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -26,45 +31,229 @@ pub enum Compression {
     None,
 }
 
-/// Configuration of `exporter:otap`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Configuration of `exporter:otap`. Give `endpoint` or `file`.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtapConfig {
-    /// Write `BatchArrowRecords` messages to this file, each prefixed with its length as
-    /// a protobuf varint.
-    pub file: Option<PathBuf>,
-    /// gRPC endpoint (`http://HOST:PORT` or `https://`): not in this build yet.
+    /// gRPC endpoint, `http://HOST:PORT` or `https://HOST:PORT`.
     pub endpoint: Option<String>,
+    /// Write `BatchArrowRecords` messages to this file instead, each prefixed with its
+    /// length as a protobuf varint.
+    pub file: Option<PathBuf>,
     /// Arrow IPC body compression: `zstd` (default) or `none`.
     pub compression: Compression,
+    /// gRPC message compression: `none` (default), `gzip` or `zstd`.
+    pub grpc_compression: GrpcCompression,
+    /// PEM certificate authority for an `https` endpoint (the web PKI roots otherwise).
+    pub ca_file: Option<PathBuf>,
+    /// Batches sent and not yet answered, at most.
+    pub max_in_flight: usize,
+    /// Intervals waiting for the transport, at most; beyond, the oldest is dropped.
+    pub queue_capacity: usize,
+    /// Sends of a batch after its first, at most.
+    pub max_retries: u32,
+    /// First wait before reconnecting (doubles on each failure).
+    #[serde(deserialize_with = "nodes::duration::deserialize")]
+    pub initial_backoff: Duration,
+    /// Longest wait before reconnecting.
+    #[serde(deserialize_with = "nodes::duration::deserialize")]
+    pub max_backoff: Duration,
+    /// How long a batch may stay unanswered before the stream is given up.
+    #[serde(deserialize_with = "nodes::duration::deserialize")]
+    pub ack_timeout: Duration,
+    /// How long connecting may take.
+    #[serde(deserialize_with = "nodes::duration::deserialize")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for OtapConfig {
+    fn default() -> Self {
+        let t = TransportSettings::default();
+        OtapConfig {
+            endpoint: None,
+            file: None,
+            compression: Compression::Zstd,
+            grpc_compression: t.grpc_compression,
+            ca_file: None,
+            max_in_flight: t.max_in_flight,
+            queue_capacity: t.queue_capacity,
+            max_retries: t.max_retries,
+            initial_backoff: t.initial_backoff,
+            max_backoff: t.max_backoff,
+            ack_timeout: t.ack_timeout,
+            connect_timeout: t.connect_timeout,
+        }
+    }
 }
 
 impl NodeConfig for OtapConfig {
     fn check(&self) -> Result<(), String> {
         match (&self.file, &self.endpoint) {
-            (Some(_), None) => Ok(()),
-            (None, Some(endpoint)) => Err(format!(
-                "`endpoint: {endpoint}`: the gRPC transport is not in this build yet; use `file: PATH`"
-            )),
-            (Some(_), Some(_)) => Err("give `file` or `endpoint`, not both".into()),
-            (None, None) => Err("missing `file: PATH` (where to write the OTAP stream)".into()),
+            (Some(_), None) => {}
+            (None, Some(endpoint)) => {
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    return Err(format!(
+                        "`endpoint: {endpoint}`: give `http://HOST:PORT` or `https://HOST:PORT`"
+                    ));
+                }
+                if let Err(e) = endpoint.parse::<http::Uri>() {
+                    return Err(format!("`endpoint: {endpoint}`: {e}"));
+                }
+                if self.ca_file.is_some() && !endpoint.starts_with("https://") {
+                    return Err("`ca_file` is for `https` endpoints".into());
+                }
+            }
+            (Some(_), Some(_)) => return Err("give `file` or `endpoint`, not both".into()),
+            (None, None) => {
+                return Err(
+                    "missing `endpoint: http://HOST:PORT` (or `file: PATH` to write the stream to a file)"
+                        .into(),
+                );
+            }
         }
+        if !(1..=1024).contains(&self.max_in_flight) {
+            return Err(format!(
+                "`max_in_flight: {}`: give 1 to 1024",
+                self.max_in_flight
+            ));
+        }
+        if !(1..=65536).contains(&self.queue_capacity) {
+            return Err(format!(
+                "`queue_capacity: {}`: give 1 to 65536",
+                self.queue_capacity
+            ));
+        }
+        for (name, value) in [
+            ("initial_backoff", self.initial_backoff),
+            ("max_backoff", self.max_backoff),
+            ("ack_timeout", self.ack_timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(format!("`{name}` must be longer than zero"));
+            }
+        }
+        if self.max_backoff < self.initial_backoff {
+            return Err(format!(
+                "`max_backoff` ({:?}) is shorter than `initial_backoff` ({:?})",
+                self.max_backoff, self.initial_backoff
+            ));
+        }
+        Ok(())
     }
+}
+
+impl OtapConfig {
+    fn producer_options(&self) -> ProducerOptions {
+        ProducerOptions::from(match self.compression {
+            Compression::Zstd => IpcCompression::Zstd,
+            Compression::None => IpcCompression::None,
+        })
+    }
+}
+
+/// Identity of an OTAP exporter.
+#[metric_schema::attribute_set(name = "its.exporter.otap.attrs")]
+pub struct OtapAttrs {
+    /// Node id from the configuration.
+    #[attribute(key = "node.id")]
+    pub node: String,
+    /// Where the stream goes: the endpoint or the file.
+    #[attribute(key = "server.address")]
+    pub destination: String,
+}
+
+/// What `exporter:otap` did.
+#[metric_schema::metric_set(name = "its.exporter.otap")]
+pub struct OtapMetrics {
+    /// Intervals encoded and handed to the transport (or written to the file).
+    #[metric(unit = "{interval}")]
+    pub intervals: metric_schema::Counter<u64>,
+    /// Data points encoded.
+    #[metric(unit = "{point}")]
+    pub points: metric_schema::Counter<u64>,
+    /// Time encoding one interval took on the ITS thread.
+    #[metric(unit = "s", max_buckets = 32)]
+    pub encode_duration: metric_schema::Histogram<32>,
+    /// BatchArrowRecords sent on a gRPC stream, retries included.
+    #[metric(unit = "{batch}")]
+    pub sent_batches: metric_schema::ObserveCounter<u64>,
+    /// Bytes of BatchArrowRecords sent or written, before gRPC compression.
+    #[metric(unit = "By")]
+    pub sent_size: metric_schema::ObserveCounter<u64>,
+    /// Batches the receiver answered OK.
+    #[metric(unit = "{batch}")]
+    pub acked_batches: metric_schema::ObserveCounter<u64>,
+    /// Data points in batches answered OK.
+    #[metric(unit = "{point}")]
+    pub acked_points: metric_schema::ObserveCounter<u64>,
+    /// Batches answered with a non-OK status.
+    #[metric(unit = "{batch}")]
+    pub rejected_batches: metric_schema::ObserveCounter<u64>,
+    /// Batches sent again on a new stream.
+    #[metric(unit = "{batch}")]
+    pub retried_batches: metric_schema::ObserveCounter<u64>,
+    /// Batches given up: out of retries, refused as invalid, pushed out of a full queue, or held at shutdown.
+    #[metric(unit = "{batch}")]
+    pub dropped_batches: metric_schema::ObserveCounter<u64>,
+    /// Data points in dropped batches.
+    #[metric(unit = "{point}")]
+    pub dropped_points: metric_schema::ObserveCounter<u64>,
+    /// Connection attempts that failed.
+    #[metric(unit = "{connection}")]
+    pub connect_failures: metric_schema::ObserveCounter<u64>,
+    /// Streams that ended in failure (broken, closed by the peer, non-OK status, no answer).
+    #[metric(unit = "{stream}")]
+    pub stream_failures: metric_schema::ObserveCounter<u64>,
+    /// Statuses for batch ids that were not in flight.
+    #[metric(unit = "{status}")]
+    pub unknown_statuses: metric_schema::ObserveCounter<u64>,
+    /// Streams given up because a batch stayed unanswered too long.
+    #[metric(unit = "{stream}")]
+    pub ack_timeouts: metric_schema::ObserveCounter<u64>,
+    /// Batches in flight.
+    #[metric(unit = "{batch}")]
+    pub in_flight: metric_schema::Gauge<u64>,
+}
+
+enum Output {
+    File {
+        producer: Producer,
+        out: std::io::BufWriter<std::fs::File>,
+        path: PathBuf,
+        bytes: u64,
+        batches: u64,
+    },
+    Grpc {
+        transport: TransportHandle,
+        stats: Arc<TransportStats>,
+    },
 }
 
 struct Otap {
     resource: Vec<(String, metric_schema::AttributeValue)>,
-    producer: Producer,
-    out: std::io::BufWriter<std::fs::File>,
-    path: PathBuf,
+    output: Output,
+    observed: metric_schema::MetricSetHandle<OtapMetrics>,
 }
 
 impl Exporter for Otap {
     async fn export(&mut self, msg: Message, _effect: &EffectHandler) -> Result<(), NodeError> {
         let pdata = match msg {
             Message::PData(pdata) => pdata,
-            Message::Control(ControlMsg::Shutdown { .. }) => {
-                return self.out.flush().map_err(|e| self.io_error(&e));
+            Message::Control(ControlMsg::Shutdown { deadline }) => {
+                let flushed = match &mut self.output {
+                    Output::File { out, path, .. } => out.flush().map_err(|e| io_error(path, &e)),
+                    Output::Grpc { transport, .. } => {
+                        transport.close(deadline).await;
+                        Ok(())
+                    }
+                };
+                self.observe();
+                return flushed;
+            }
+            Message::Control(ControlMsg::CollectTelemetry) => {
+                self.observe();
+                return Ok(());
             }
             Message::Control(_) => return Ok(()),
         };
@@ -76,49 +265,122 @@ impl Exporter for Otap {
         if interval.series.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let tables = encode(interval, &self.resource).map_err(|e| NodeError::new(e.to_string()))?;
-        let bar = self
-            .producer
-            .produce(&tables)
-            .map_err(|e| NodeError::new(format!("arrow ipc: {e}")))?;
-        let bytes = bar.encode_length_delimited_to_vec();
-        self.out
-            .write_all(&bytes)
-            .and_then(|()| self.out.flush())
-            .map_err(|e| self.io_error(&e))
+        self.observed.intervals.inc();
+        self.observed.points.add(tables.point_count() as u64);
+        match &mut self.output {
+            Output::Grpc { transport, .. } => transport.push(tables),
+            Output::File {
+                producer,
+                out,
+                path,
+                bytes,
+                batches,
+            } => {
+                let bar = producer
+                    .produce(&tables)
+                    .map_err(|e| NodeError::new(format!("arrow ipc: {e}")))?;
+                let encoded = bar.encode_length_delimited_to_vec();
+                out.write_all(&encoded)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| io_error(path, &e))?;
+                *bytes += encoded.len() as u64;
+                *batches += 1;
+            }
+        }
+        self.observed
+            .encode_duration
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
     }
 }
 
 impl Otap {
-    fn io_error(&self, e: &std::io::Error) -> NodeError {
-        NodeError::new(format!(
-            "exporter:otap cannot write {}: {e}",
-            self.path.display()
-        ))
+    /// Copies the transport's running totals into the metric set.
+    fn observe(&self) {
+        let m = &self.observed;
+        match &self.output {
+            Output::File { bytes, batches, .. } => {
+                m.sent_batches.observe(*batches);
+                m.sent_size.observe(*bytes);
+            }
+            Output::Grpc { stats, .. } => {
+                let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+                m.sent_batches.observe(get(&stats.batches_sent));
+                m.sent_size.observe(get(&stats.bytes_sent));
+                m.acked_batches.observe(get(&stats.batches_acked));
+                m.acked_points.observe(get(&stats.points_acked));
+                m.rejected_batches.observe(get(&stats.batches_rejected));
+                m.retried_batches.observe(get(&stats.batches_retried));
+                m.dropped_batches.observe(get(&stats.batches_dropped));
+                m.dropped_points.observe(get(&stats.points_dropped));
+                m.connect_failures.observe(get(&stats.connect_failures));
+                m.stream_failures.observe(get(&stats.stream_failures));
+                m.unknown_statuses.observe(get(&stats.unknown_statuses));
+                m.ack_timeouts.observe(get(&stats.ack_timeouts));
+                m.in_flight.set(get(&stats.in_flight));
+            }
+        }
     }
+}
+
+fn io_error(path: &std::path::Path, e: &std::io::Error) -> NodeError {
+    NodeError::new(format!(
+        "exporter:otap cannot write {}: {e}",
+        path.display()
+    ))
 }
 
 #[linkme::distributed_slice(nodes::NODE_FACTORIES)]
 static OTAP: NodeFactory = NodeFactory {
     type_name: "exporter:otap",
     kind: NodeKind::Exporter,
-    description: "OTAP Arrow metrics (BatchArrowRecords) to a file; gRPC in a later build",
+    description: "OTAP Arrow metrics: a gRPC ArrowMetrics stream, or BatchArrowRecords to a file",
     validate: |value| nodes::parse_config::<OtapConfig>(value).map(|_| ()),
     create,
 };
 
 fn create(value: &serde_json::Value, ctx: &NodeContext) -> Result<NodeTask, String> {
     let config = nodes::parse_config::<OtapConfig>(value)?;
-    let path = config.file.clone().unwrap_or_default();
-    let file = std::fs::File::create(&path)
-        .map_err(|e| format!("cannot create `{}`: {e}", path.display()))?;
+    let (output, destination) = if let Some(endpoint) = &config.endpoint {
+        let stats = Arc::new(TransportStats::default());
+        let settings = TransportSettings {
+            endpoint: endpoint.clone(),
+            ca_file: config.ca_file.clone(),
+            grpc_compression: config.grpc_compression,
+            producer: config.producer_options(),
+            max_in_flight: config.max_in_flight,
+            queue_capacity: config.queue_capacity,
+            max_retries: config.max_retries,
+            initial_backoff: config.initial_backoff,
+            max_backoff: config.max_backoff,
+            ack_timeout: config.ack_timeout,
+            connect_timeout: config.connect_timeout,
+        };
+        let transport = TransportHandle::spawn(settings, Arc::clone(&stats))?;
+        (Output::Grpc { transport, stats }, endpoint.clone())
+    } else {
+        let path = config.file.clone().unwrap_or_default();
+        let file = std::fs::File::create(&path)
+            .map_err(|e| format!("cannot create `{}`: {e}", path.display()))?;
+        let destination = path.display().to_string();
+        let output = Output::File {
+            producer: Producer::new(config.producer_options()),
+            out: std::io::BufWriter::new(file),
+            path,
+            bytes: 0,
+            batches: 0,
+        };
+        (output, destination)
+    };
+    let observed = metric_schema::register::<OtapMetrics, _>(&OtapAttrs {
+        node: ctx.node_id.clone(),
+        destination,
+    });
     Ok(NodeTask::exporter(Otap {
         resource: ctx.resource.clone(),
-        producer: Producer::new(match config.compression {
-            Compression::Zstd => IpcCompression::Zstd,
-            Compression::None => IpcCompression::None,
-        }),
-        out: std::io::BufWriter::new(file),
-        path,
+        output,
+        observed,
     }))
 }

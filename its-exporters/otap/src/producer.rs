@@ -26,6 +26,19 @@ pub enum IpcCompression {
     None,
 }
 
+/// How a producer writes its IPC streams.
+#[derive(Debug, Clone, Default)]
+pub struct ProducerOptions {
+    /// IPC body compression.
+    pub compression: IpcCompression,
+}
+
+impl From<IpcCompression> for ProducerOptions {
+    fn from(compression: IpcCompression) -> Self {
+        ProducerOptions { compression }
+    }
+}
+
 struct Stream {
     schema_id: String,
     signature: String,
@@ -34,7 +47,7 @@ struct Stream {
 
 /// The state of one OTAP stream.
 pub struct Producer {
-    compression: IpcCompression,
+    options: ProducerOptions,
     next_schema_id: u64,
     next_batch_id: i64,
     streams: HashMap<PayloadType, Stream>,
@@ -62,9 +75,9 @@ fn signature(schema: &Schema) -> String {
 
 impl Producer {
     /// Fresh state (a new stream starts from schema id 0 and batch id 0).
-    pub fn new(compression: IpcCompression) -> Self {
+    pub fn new(options: impl Into<ProducerOptions>) -> Self {
         Producer {
-            compression,
+            options: options.into(),
             next_schema_id: 0,
             next_batch_id: 0,
             streams: HashMap::new(),
@@ -97,11 +110,12 @@ impl Producer {
         let sig = signature(&batch.schema());
         let reset = self.streams.get(&kind).is_none_or(|s| s.signature != sig);
         if reset {
-            let options =
-                IpcWriteOptions::default().try_with_compression(match self.compression {
+            let options = IpcWriteOptions::default().try_with_compression(
+                match self.options.compression {
                     IpcCompression::Zstd => Some(CompressionType::ZSTD),
                     IpcCompression::None => None,
-                })?;
+                },
+            )?;
             // The writer puts the schema message in its buffer right away: it goes out
             // with this payload's record batch.
             let writer = StreamWriter::try_new_with_options(Vec::new(), &batch.schema(), options)?;

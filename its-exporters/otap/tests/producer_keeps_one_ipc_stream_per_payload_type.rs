@@ -137,18 +137,3 @@ fn empty_tables_are_left_out() {
         .unwrap();
     assert!(bar.arrow_payloads.is_empty());
 }
-
-#[test]
-fn the_exporter_config_says_what_this_build_can_do() {
-    let parse = |v: serde_json::Value| nodes::parse_config::<its_exporter_otap::OtapConfig>(&v);
-    assert!(parse(serde_json::json!({"file": "out.bin"})).is_ok());
-    let e = parse(serde_json::json!({"endpoint": "http://127.0.0.1:4317"})).unwrap_err();
-    assert!(
-        e.contains("not in this build yet") && e.contains("file"),
-        "{e}"
-    );
-    let e = parse(serde_json::Value::Null).unwrap_err();
-    assert!(e.contains("missing `file"), "{e}");
-    let e = parse(serde_json::json!({"file": "a", "compression": "lz4"})).unwrap_err();
-    assert!(e.contains("lz4"), "{e}");
-}

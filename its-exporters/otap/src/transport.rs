@@ -1,0 +1,752 @@
+//! The gRPC transport of `exporter:otap`: one bidi `ArrowMetrics` stream at a time, on
+//! a thread of its own.
+//!
+//! The exporter node (on the ITS thread) encodes each interval into tables and hands
+//! them over through a bounded queue; it never waits for the network. This thread
+//! owns the connection and the [`Producer`] of the current stream:
+//!
+//! - batch ids 0, 1, 2, … per stream; statuses are matched by id, in any order;
+//! - at most `max_in_flight` batches are unanswered at a time;
+//! - a non-OK status, a broken or closed stream, or no answer within `ack_timeout`
+//!   ends the stream: the unanswered batches are produced again, with a fresh
+//!   [`Producer`], on the next stream, after a backoff (doubling up to `max_backoff`);
+//! - a batch that failed `max_retries + 1` times, or that the receiver refused as
+//!   invalid, is dropped and counted; when the queue is full the oldest interval is
+//!   dropped and counted. With cumulative temporality the next export carries the
+//!   totals again, so a dropped batch loses no value.
+//!
+//! Memory is bounded by `queue_capacity` intervals waiting plus `max_in_flight` batches
+//! in flight (each held once, as its tables). Every failure kind is counted in
+//! [`TransportStats`] and logged once per outage: the first time it happens, and again
+//! only after a batch was delivered in between.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use crate::encode::MetricsTables;
+use crate::producer::{Producer, ProducerOptions};
+use crate::proto::{BatchArrowRecords, BatchStatus};
+
+/// The gRPC method of OTAP metrics.
+pub const ARROW_METRICS_PATH: &str =
+    "/opentelemetry.proto.experimental.arrow.v1.ArrowMetricsService/ArrowMetrics";
+
+/// gRPC message compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrpcCompression {
+    /// None (the default: the IPC bodies are already compressed, and the upstream
+    /// `receiver:otap` accepts only uncompressed messages unless configured otherwise).
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
+/// How the transport connects, retries and bounds its memory.
+#[derive(Debug, Clone)]
+pub struct TransportSettings {
+    /// `http://HOST:PORT` or `https://HOST:PORT`.
+    pub endpoint: String,
+    /// PEM file of the certificate authority for `https` (the web PKI roots otherwise).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// gRPC message compression.
+    pub grpc_compression: GrpcCompression,
+    /// IPC body compression and dictionaries.
+    pub producer: ProducerOptions,
+    /// Batches sent and not yet answered, at most.
+    pub max_in_flight: usize,
+    /// Intervals waiting for the transport, at most (the oldest is dropped beyond).
+    pub queue_capacity: usize,
+    /// Sends of a batch after its first, at most.
+    pub max_retries: u32,
+    /// First wait before reconnecting.
+    pub initial_backoff: Duration,
+    /// Longest wait before reconnecting.
+    pub max_backoff: Duration,
+    /// How long a batch may stay unanswered before the stream is given up.
+    pub ack_timeout: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+}
+
+/// What the transport did, in running totals (read by the node into its metric set).
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    /// Batches sent on a stream (retries included).
+    pub batches_sent: AtomicU64,
+    /// Bytes of `BatchArrowRecords` sent (before gRPC compression).
+    pub bytes_sent: AtomicU64,
+    /// Batches answered OK.
+    pub batches_acked: AtomicU64,
+    /// Data points in batches answered OK.
+    pub points_acked: AtomicU64,
+    /// Batches answered with a non-OK status.
+    pub batches_rejected: AtomicU64,
+    /// Batches sent again on a new stream.
+    pub batches_retried: AtomicU64,
+    /// Batches given up: out of retries, refused as invalid, pushed out of a full queue,
+    /// or still held when the exporter stopped.
+    pub batches_dropped: AtomicU64,
+    /// Data points in dropped batches.
+    pub points_dropped: AtomicU64,
+    /// Connection attempts that failed.
+    pub connect_failures: AtomicU64,
+    /// Streams that ended in failure (broken, closed, non-OK status, no answer).
+    pub stream_failures: AtomicU64,
+    /// Statuses for batch ids that were not in flight.
+    pub unknown_statuses: AtomicU64,
+    /// Streams given up because a batch stayed unanswered for `ack_timeout`.
+    pub ack_timeouts: AtomicU64,
+    /// Batches in flight now.
+    pub in_flight: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// One interval's tables, waiting or in flight.
+#[derive(Debug)]
+struct Job {
+    tables: MetricsTables,
+    points: u64,
+    attempts: u32,
+}
+
+/// What the node and the transport thread share.
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<VecDeque<Job>>,
+    work: Notify,
+    closing: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+    stats: Arc<TransportStats>,
+}
+
+/// The node's end: queue tables, close, wait for the end.
+#[derive(Debug)]
+pub struct TransportHandle {
+    shared: Arc<Shared>,
+    capacity: usize,
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TransportHandle {
+    /// Starts the transport thread. Fails only when the thread cannot be started or the
+    /// endpoint or CA file is unusable.
+    pub fn spawn(settings: TransportSettings, stats: Arc<TransportStats>) -> Result<Self, String> {
+        let endpoint = endpoint(&settings)?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::with_capacity(settings.queue_capacity)),
+            work: Notify::new(),
+            closing: AtomicBool::new(false),
+            deadline: Mutex::new(None),
+            stats,
+        });
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let capacity = settings.queue_capacity;
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("its-otap-grpc".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => runtime.block_on(
+                        Transport {
+                            endpoint,
+                            settings,
+                            shared: thread_shared,
+                            retry: VecDeque::new(),
+                            log: LogOnce::default(),
+                        }
+                        .run(),
+                    ),
+                    Err(e) => {
+                        eprintln!("exporter:otap: cannot start the gRPC runtime: {e}");
+                        thread_shared.drop_all_waiting();
+                    }
+                }
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| format!("cannot start the gRPC transport thread: {e}"))?;
+        Ok(TransportHandle {
+            shared,
+            capacity,
+            done: Some(done),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues one interval's tables; never waits. When the queue is full the oldest
+    /// waiting interval is dropped (and counted).
+    pub fn push(&self, tables: MetricsTables) {
+        let points = tables.point_count() as u64;
+        let dropped = {
+            let mut queue = self.shared.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let dropped = if queue.len() >= self.capacity {
+                queue.pop_front()
+            } else {
+                None
+            };
+            queue.push_back(Job {
+                tables,
+                points,
+                attempts: 0,
+            });
+            dropped
+        };
+        if let Some(job) = dropped {
+            self.shared.count_dropped(&job);
+        }
+        self.shared.work.notify_one();
+    }
+
+    /// Asks the transport to deliver what it holds until `deadline`, then to stop, and
+    /// waits (without blocking the thread) until it has.
+    pub async fn close(&mut self, deadline: Instant) {
+        *self
+            .shared
+            .deadline
+            .lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(deadline);
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.work.notify_one();
+        if let Some(done) = self.done.take() {
+            // The transport gives up at the deadline; a little slack for it to count
+            // what it drops.
+            let wait = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+            let _ = tokio::time::timeout(wait, done).await;
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.is_finished()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for TransportHandle {
+    fn drop(&mut self) {
+        // Dropped without `close` (an engine error): let the thread finish on its own
+        // with what it holds until a short deadline.
+        if !self.shared.closing.swap(true, Ordering::AcqRel) {
+            *self
+                .shared
+                .deadline
+                .lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now() + Duration::from_secs(1));
+            self.shared.work.notify_one();
+        }
+    }
+}
+
+impl Shared {
+    fn count_dropped(&self, job: &Job) {
+        bump(&self.stats.batches_dropped, 1);
+        bump(&self.stats.points_dropped, job.points);
+    }
+
+    fn drop_all_waiting(&self) {
+        let jobs: Vec<Job> = self
+            .queue
+            .lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+            .collect();
+        for job in &jobs {
+            self.count_dropped(job);
+        }
+    }
+
+    fn pop(&self) -> Option<Job> {
+        self.queue
+            .lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop_front()
+    }
+
+    fn has_waiting(&self) -> bool {
+        !self
+            .queue
+            .lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+
+    fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn endpoint(settings: &TransportSettings) -> Result<Endpoint, String> {
+    let text = settings.endpoint.as_str();
+    let https = text.starts_with("https://");
+    if !https && !text.starts_with("http://") {
+        return Err(format!(
+            "endpoint `{text}`: give `http://HOST:PORT` or `https://HOST:PORT`"
+        ));
+    }
+    let mut endpoint = Endpoint::from_shared(text.to_owned())
+        .map_err(|e| format!("endpoint `{text}`: {e}"))?
+        .connect_timeout(settings.connect_timeout)
+        .tcp_nodelay(true);
+    if https {
+        let mut tls = ClientTlsConfig::new().with_webpki_roots();
+        if let Some(path) = &settings.ca_file {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("ca_file `{}`: {e}", path.display()))?;
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("endpoint `{text}`: TLS: {e}"))?;
+    } else if settings.ca_file.is_some() {
+        return Err(format!(
+            "`ca_file` is for `https` endpoints; `{text}` is plain http"
+        ));
+    }
+    Ok(endpoint)
+}
+
+/// Failure kinds, each logged once per outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Problem {
+    Connect,
+    Broken,
+    Closed,
+    Rejected,
+    UnknownBatchId,
+    NoAnswer,
+    Dropped,
+}
+
+#[derive(Debug, Default)]
+struct LogOnce {
+    logged: Vec<Problem>,
+}
+
+impl LogOnce {
+    fn warn(&mut self, problem: Problem, text: impl FnOnce() -> String) {
+        if !self.logged.contains(&problem) {
+            self.logged.push(problem);
+            eprintln!(
+                "exporter:otap: {} (logged once until delivery resumes)",
+                text()
+            );
+        }
+    }
+
+    fn delivered(&mut self, endpoint: &str) {
+        if !self.logged.is_empty() {
+            self.logged.clear();
+            eprintln!("exporter:otap: delivering to {endpoint} again");
+        }
+    }
+}
+
+/// Why a stream ended.
+enum StreamEnd {
+    /// Closing and nothing left to send: done.
+    Finished,
+    /// A failure; reconnect after a backoff.
+    Failed,
+}
+
+struct Transport {
+    endpoint: Endpoint,
+    settings: TransportSettings,
+    shared: Arc<Shared>,
+    /// Batches to send again on the next stream, oldest first (at most `max_in_flight`).
+    retry: VecDeque<Job>,
+    log: LogOnce,
+}
+
+impl Transport {
+    async fn run(mut self) {
+        let mut backoff = self.settings.initial_backoff;
+        loop {
+            // Connect only when there is something to send.
+            while self.retry.is_empty() && !self.shared.has_waiting() {
+                if self.shared.closing() {
+                    return;
+                }
+                self.shared.work.notified().await;
+            }
+            if self.past_deadline() {
+                self.give_up();
+                return;
+            }
+            let connected =
+                tokio::time::timeout(self.settings.connect_timeout, self.endpoint.connect()).await;
+            let channel = match connected {
+                Ok(Ok(channel)) => channel,
+                Ok(Err(e)) => {
+                    bump(&self.shared.stats.connect_failures, 1);
+                    let endpoint = &self.settings.endpoint;
+                    self.log.warn(Problem::Connect, || {
+                        format!("cannot connect to {endpoint}: {}", error_chain(&e))
+                    });
+                    self.back_off(&mut backoff).await;
+                    continue;
+                }
+                Err(_) => {
+                    bump(&self.shared.stats.connect_failures, 1);
+                    let endpoint = &self.settings.endpoint;
+                    let timeout = self.settings.connect_timeout;
+                    self.log.warn(Problem::Connect, || {
+                        format!("cannot connect to {endpoint} within {timeout:?}")
+                    });
+                    self.back_off(&mut backoff).await;
+                    continue;
+                }
+            };
+            match self.stream(channel, &mut backoff).await {
+                StreamEnd::Finished => return,
+                StreamEnd::Failed => {
+                    bump(&self.shared.stats.stream_failures, 1);
+                    self.back_off(&mut backoff).await;
+                }
+            }
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.shared
+            .deadline()
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Waits out the backoff (cut short by the shutdown deadline), then doubles it.
+    async fn back_off(&mut self, backoff: &mut Duration) {
+        let mut until = tokio::time::Instant::now() + *backoff;
+        if let Some(deadline) = self.shared.deadline() {
+            until = until.min(tokio::time::Instant::from_std(deadline));
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => break,
+                () = self.shared.work.notified() => {
+                    // A close sets the deadline: recompute the wake-up time.
+                    if let Some(deadline) = self.shared.deadline() {
+                        until = until.min(tokio::time::Instant::from_std(deadline));
+                    }
+                }
+            }
+        }
+        *backoff = (*backoff * 2).min(self.settings.max_backoff);
+        if self.past_deadline() {
+            self.give_up();
+        }
+    }
+
+    /// The deadline passed: everything still held is dropped and counted.
+    fn give_up(&mut self) {
+        let held = self.retry.len() as u64;
+        for job in self.retry.drain(..) {
+            self.shared.count_dropped(&job);
+        }
+        self.shared.drop_all_waiting();
+        if held > 0 || self.shared.stats.batches_dropped.load(Ordering::Relaxed) > 0 {
+            let endpoint = &self.settings.endpoint;
+            self.log.warn(Problem::Dropped, || {
+                format!("stopped before delivering everything to {endpoint}; the rest is counted as dropped")
+            });
+        }
+        // Wake the loop so that it sees `closing` with nothing left.
+        self.shared.closing.store(true, Ordering::Release);
+    }
+
+    fn next_job(&mut self) -> Option<Job> {
+        self.retry.pop_front().or_else(|| self.shared.pop())
+    }
+
+    /// A batch failed on a stream: send it again on the next one, or drop it.
+    fn requeue(&mut self, mut job: Job, retryable: bool) {
+        job.attempts += 1;
+        if retryable && job.attempts <= self.settings.max_retries {
+            bump(&self.shared.stats.batches_retried, 1);
+            self.retry.push_back(job);
+        } else {
+            self.shared.count_dropped(&job);
+            let endpoint = &self.settings.endpoint;
+            self.log.warn(Problem::Dropped, || {
+                format!("dropping batches {endpoint} did not take (out of retries or refused as invalid); each is counted in its.exporter.otap.dropped_batches")
+            });
+        }
+    }
+
+    async fn stream(&mut self, channel: Channel, backoff: &mut Duration) -> StreamEnd {
+        let window = self.settings.max_in_flight;
+        let (tx, rx) = tokio::sync::mpsc::channel::<BatchArrowRecords>(window);
+        let mut producer = Producer::new(self.settings.producer.clone());
+        let mut in_flight: BTreeMap<i64, (Job, tokio::time::Instant)> = BTreeMap::new();
+
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc = match self.settings.grpc_compression {
+            GrpcCompression::None => grpc,
+            GrpcCompression::Gzip => grpc.send_compressed(CompressionEncoding::Gzip),
+            GrpcCompression::Zstd => grpc.send_compressed(CompressionEncoding::Zstd),
+        };
+        let grpc = grpc
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
+
+        // Fill the window first: some servers answer the headers only with the first
+        // status, and tonic waits for the headers before it hands out the responses.
+        self.fill(&mut producer, &tx, &mut in_flight);
+        let Some(mut inbound) = self.open(grpc, rx).await else {
+            self.fail_in_flight(in_flight, true);
+            return StreamEnd::Failed;
+        };
+
+        loop {
+            self.fill(&mut producer, &tx, &mut in_flight);
+            self.shared
+                .stats
+                .in_flight
+                .store(in_flight.len() as u64, Ordering::Relaxed);
+            if in_flight.is_empty() && self.retry.is_empty() && !self.shared.has_waiting() {
+                if self.shared.closing() {
+                    // Half-close our side; the receiver ends the stream.
+                    drop(tx);
+                    return StreamEnd::Finished;
+                }
+            } else if self.past_deadline() {
+                self.fail_in_flight(in_flight, false);
+                self.give_up();
+                return StreamEnd::Finished;
+            }
+            let oldest = in_flight.values().map(|(_, sent)| *sent).min();
+            let answer_by = oldest.map(|sent| sent + self.settings.ack_timeout);
+            let deadline = self.shared.deadline().map(tokio::time::Instant::from_std);
+            let wake_at = match (answer_by, deadline) {
+                (Some(a), Some(d)) => Some(a.min(d)),
+                (a, d) => a.or(d),
+            };
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(status)) => {
+                        if let Err(retryable) = self.answer(&status, &mut in_flight) {
+                            self.fail_in_flight(in_flight, retryable);
+                            return StreamEnd::Failed;
+                        }
+                        *backoff = self.settings.initial_backoff;
+                    }
+                    Ok(None) => {
+                        let endpoint = &self.settings.endpoint;
+                        let open = in_flight.len();
+                        self.log.warn(Problem::Closed, || {
+                            format!("{endpoint} ended the stream with {open} batches unanswered")
+                        });
+                        self.fail_in_flight(in_flight, true);
+                        return StreamEnd::Failed;
+                    }
+                    Err(status) => {
+                        let endpoint = &self.settings.endpoint;
+                        self.log.warn(Problem::Broken, || {
+                            format!("stream to {endpoint} broke: {}", status_text(&status))
+                        });
+                        self.fail_in_flight(in_flight, true);
+                        return StreamEnd::Failed;
+                    }
+                },
+                () = self.shared.work.notified(), if in_flight.len() < window => {}
+                () = sleep_until_or_forever(wake_at) => {
+                    if answer_by.is_some_and(|a| tokio::time::Instant::now() >= a) {
+                        self.no_answer();
+                        self.fail_in_flight(in_flight, true);
+                        return StreamEnd::Failed;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the `ArrowMetrics` call on a connected channel.
+    async fn open(
+        &mut self,
+        mut grpc: tonic::client::Grpc<Channel>,
+        rx: tokio::sync::mpsc::Receiver<BatchArrowRecords>,
+    ) -> Option<tonic::Streaming<BatchStatus>> {
+        let request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let path = http::uri::PathAndQuery::from_static(ARROW_METRICS_PATH);
+        let codec = tonic_prost::ProstCodec::<BatchArrowRecords, BatchStatus>::default();
+        let started = async {
+            grpc.ready().await.map_err(|e| {
+                tonic::Status::unavailable(format!("channel not ready: {}", error_chain(&e)))
+            })?;
+            grpc.streaming(request, path, codec).await
+        };
+        match tokio::time::timeout(self.settings.ack_timeout, started).await {
+            Err(_) => {
+                self.no_answer();
+                None
+            }
+            Ok(Err(status)) => {
+                let endpoint = &self.settings.endpoint;
+                self.log.warn(Problem::Broken, || {
+                    format!("{endpoint} refused the stream: {}", status_text(&status))
+                });
+                None
+            }
+            Ok(Ok(response)) => Some(response.into_inner()),
+        }
+    }
+
+    fn no_answer(&mut self) {
+        bump(&self.shared.stats.ack_timeouts, 1);
+        let endpoint = &self.settings.endpoint;
+        let timeout = self.settings.ack_timeout;
+        self.log.warn(Problem::NoAnswer, || {
+            format!("{endpoint} did not answer within {timeout:?}; reconnecting")
+        });
+    }
+
+    /// Produces and sends batches until the window is full or nothing waits.
+    fn fill(
+        &mut self,
+        producer: &mut Producer,
+        tx: &tokio::sync::mpsc::Sender<BatchArrowRecords>,
+        in_flight: &mut BTreeMap<i64, (Job, tokio::time::Instant)>,
+    ) {
+        while in_flight.len() < self.settings.max_in_flight {
+            let Some(job) = self.next_job() else { break };
+            let bar = match producer.produce(&job.tables) {
+                Ok(bar) => bar,
+                Err(e) => {
+                    // Our own encoding failed: this batch can never be sent.
+                    eprintln!("exporter:otap: cannot write Arrow IPC, batch dropped: {e}");
+                    self.shared.count_dropped(&job);
+                    continue;
+                }
+            };
+            let id = bar.batch_id;
+            let size = prost::Message::encoded_len(&bar) as u64;
+            // The channel holds `max_in_flight` messages and at most that many are in
+            // flight, so there is always room; a closed channel means the stream is gone,
+            // which the response side reports.
+            if tx.try_send(bar).is_err() {
+                self.retry.push_front(job);
+                break;
+            }
+            bump(&self.shared.stats.batches_sent, 1);
+            bump(&self.shared.stats.bytes_sent, size);
+            in_flight.insert(id, (job, tokio::time::Instant::now()));
+        }
+    }
+
+    /// Handles one status. `Err(retryable)` ends the stream.
+    fn answer(
+        &mut self,
+        status: &BatchStatus,
+        in_flight: &mut BTreeMap<i64, (Job, tokio::time::Instant)>,
+    ) -> Result<(), bool> {
+        let Some((job, _)) = in_flight.remove(&status.batch_id) else {
+            bump(&self.shared.stats.unknown_statuses, 1);
+            let endpoint = &self.settings.endpoint;
+            let id = status.batch_id;
+            self.log.warn(Problem::UnknownBatchId, || {
+                format!("{endpoint} answered batch id {id}, which is not in flight; ignored")
+            });
+            return Ok(());
+        };
+        if status.status_code == 0 {
+            bump(&self.shared.stats.batches_acked, 1);
+            bump(&self.shared.stats.points_acked, job.points);
+            self.log.delivered(&self.settings.endpoint);
+            return Ok(());
+        }
+        bump(&self.shared.stats.batches_rejected, 1);
+        let code = tonic::Code::from_i32(status.status_code);
+        // The receiver will refuse the same bytes again: no retry for these.
+        let retryable = !matches!(
+            code,
+            tonic::Code::InvalidArgument
+                | tonic::Code::PermissionDenied
+                | tonic::Code::Unauthenticated
+                | tonic::Code::Unimplemented
+        );
+        let endpoint = &self.settings.endpoint;
+        self.log.warn(Problem::Rejected, || {
+            format!(
+                "{endpoint} answered {code:?} ({}): {}; reconnecting with a fresh stream",
+                status.status_code, status.status_message
+            )
+        });
+        self.requeue(job, retryable);
+        Err(true)
+    }
+
+    /// The stream ended: every unanswered batch is retried (oldest first) or dropped.
+    fn fail_in_flight(
+        &mut self,
+        in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
+        retryable: bool,
+    ) {
+        // Batches not yet sent go before the retries that follow them.
+        let not_sent: Vec<Job> = self.retry.drain(..).collect();
+        for (_, (job, _)) in in_flight {
+            self.requeue(job, retryable);
+        }
+        self.retry.extend(not_sent);
+        self.shared.stats.in_flight.store(0, Ordering::Relaxed);
+        if self.past_deadline() {
+            self.give_up();
+        }
+    }
+}
+
+async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn status_text(status: &tonic::Status) -> String {
+    if status.message().is_empty() {
+        format!("{:?}", status.code())
+    } else {
+        format!("{:?}: {}", status.code(), status.message())
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        TransportSettings {
+            endpoint: String::new(),
+            ca_file: None,
+            grpc_compression: GrpcCompression::None,
+            producer: ProducerOptions::default(),
+            max_in_flight: 16,
+            queue_capacity: 64,
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            ack_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
