@@ -232,3 +232,35 @@ fn its_exports_every_increment(extra: &[&str]) {
         "the totals table goes to stderr: {stderr}"
     );
 }
+
+#[test]
+fn an_unreachable_otap_endpoint_never_holds_the_engine_up() {
+    // A port nothing listens on: bind, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = std::fs::read_to_string(repo("configs/otap-export.yaml"))
+        .unwrap()
+        .replace("http://127.0.0.1:4317", &format!("http://127.0.0.1:{port}"))
+        .replace("engine:\n", "engine:\n  shutdown_grace: 1500ms\n");
+    let dir = std::env::temp_dir().join(format!("its-unreachable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("otap-unreachable.yaml");
+    std::fs::write(&path, config).unwrap();
+    let started = std::time::Instant::now();
+    let out = its().args(["run", "--config"]).arg(&path).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The engine pipelines ran to their end (a second at their rate); only the 1.5 s
+    // shutdown grace was spent on the endpoint.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stderr.matches("cannot connect").count(), 1, "{stderr}");
+    assert!(stderr.contains("counted as dropped"), "{stderr}");
+}

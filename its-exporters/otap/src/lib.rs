@@ -22,4 +22,4 @@ pub mod transport;
 pub use encode::{EncodeError, MetricsTables, PayloadType, encode};
 pub use node::{Compression, OtapAttrs, OtapConfig, OtapMetrics};
 pub use producer::{IpcCompression, Producer, ProducerOptions};
-pub use transport::{GrpcCompression, TransportHandle, TransportSettings, TransportStats};
+pub use transport::{GrpcCompression, LogSink, TransportHandle, TransportSettings, TransportStats};

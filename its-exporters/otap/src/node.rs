@@ -357,6 +357,7 @@ fn create(value: &serde_json::Value, ctx: &NodeContext) -> Result<NodeTask, Stri
             max_backoff: config.max_backoff,
             ack_timeout: config.ack_timeout,
             connect_timeout: config.connect_timeout,
+            log: crate::transport::LogSink::default(),
         };
         let transport = TransportHandle::spawn(settings, Arc::clone(&stats))?;
         (Output::Grpc { transport, stats }, endpoint.clone())

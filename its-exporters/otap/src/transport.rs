@@ -76,6 +76,24 @@ pub struct TransportSettings {
     pub ack_timeout: Duration,
     /// How long connecting may take.
     pub connect_timeout: Duration,
+    /// Where warnings go (standard error by default).
+    pub log: LogSink,
+}
+
+/// Where the transport's warnings go.
+#[derive(Clone)]
+pub struct LogSink(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Default for LogSink {
+    fn default() -> Self {
+        LogSink(Arc::new(|line| eprintln!("{line}")))
+    }
+}
+
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogSink")
+    }
 }
 
 /// What the transport did, in running totals (read by the node into its metric set).
@@ -162,6 +180,10 @@ impl TransportHandle {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build();
+                let log = LogOnce {
+                    sink: settings.log.clone(),
+                    logged: Vec::new(),
+                };
                 match runtime {
                     Ok(runtime) => runtime.block_on(
                         Transport {
@@ -169,12 +191,12 @@ impl TransportHandle {
                             settings,
                             shared: thread_shared,
                             retry: VecDeque::new(),
-                            log: LogOnce::default(),
+                            log,
                         }
                         .run(),
                     ),
                     Err(e) => {
-                        eprintln!("exporter:otap: cannot start the gRPC runtime: {e}");
+                        log.error(&format!("cannot start the gRPC runtime: {e}"));
                         thread_shared.drop_all_waiting();
                     }
                 }
@@ -194,7 +216,11 @@ impl TransportHandle {
     pub fn push(&self, tables: MetricsTables) {
         let points = tables.point_count() as u64;
         let dropped = {
-            let mut queue = self.shared.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut queue = self
+                .shared
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let dropped = if queue.len() >= self.capacity {
                 queue.pop_front()
             } else {
@@ -213,20 +239,24 @@ impl TransportHandle {
         self.shared.work.notify_one();
     }
 
-    /// Asks the transport to deliver what it holds until `deadline`, then to stop, and
-    /// waits (without blocking the thread) until it has.
+    /// Asks the transport to deliver what it holds until shortly before `deadline`,
+    /// then to stop and count what is left; waits (without blocking the thread) until
+    /// it has, and returns by `deadline`.
     pub async fn close(&mut self, deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Keep a tenth (up to 100 ms) for the transport to count what it drops.
+        let give_up_at = deadline
+            .checked_sub((left / 10).min(Duration::from_millis(100)))
+            .unwrap_or(deadline);
         *self
             .shared
             .deadline
-            .lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(deadline);
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(give_up_at);
         self.shared.closing.store(true, Ordering::Release);
         self.shared.work.notify_one();
         if let Some(done) = self.done.take() {
-            // The transport gives up at the deadline; a little slack for it to count
-            // what it drops.
-            let wait = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
-            let _ = tokio::time::timeout(wait, done).await;
+            let _ = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), done).await;
         }
         if let Some(thread) = self.thread.take()
             && thread.is_finished()
@@ -244,7 +274,9 @@ impl Drop for TransportHandle {
             *self
                 .shared
                 .deadline
-                .lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now() + Duration::from_secs(1));
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(Instant::now() + Duration::from_secs(1));
             self.shared.work.notify_one();
         }
     }
@@ -259,7 +291,8 @@ impl Shared {
     fn drop_all_waiting(&self) {
         let jobs: Vec<Job> = self
             .queue
-            .lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .drain(..)
             .collect();
         for job in &jobs {
@@ -269,14 +302,16 @@ impl Shared {
 
     fn pop(&self) -> Option<Job> {
         self.queue
-            .lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop_front()
     }
 
     fn has_waiting(&self) -> bool {
         !self
             .queue
-            .lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_empty()
     }
 
@@ -285,7 +320,10 @@ impl Shared {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        *self.deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .deadline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -319,7 +357,7 @@ fn endpoint(settings: &TransportSettings) -> Result<Endpoint, String> {
     Ok(endpoint)
 }
 
-/// Failure kinds, each logged once per outage.
+/// Failure kinds, each logged once per outage (unknown batch ids: once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Problem {
     Connect,
@@ -331,8 +369,9 @@ enum Problem {
     Dropped,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LogOnce {
+    sink: LogSink,
     logged: Vec<Problem>,
 }
 
@@ -340,18 +379,27 @@ impl LogOnce {
     fn warn(&mut self, problem: Problem, text: impl FnOnce() -> String) {
         if !self.logged.contains(&problem) {
             self.logged.push(problem);
-            eprintln!(
-                "exporter:otap: {} (logged once until delivery resumes)",
-                text()
-            );
+            let once = if problem == Problem::UnknownBatchId {
+                "logged once"
+            } else {
+                "logged once until delivery resumes"
+            };
+            (self.sink.0)(&format!("exporter:otap: {} ({once})", text()));
         }
     }
 
+    /// A batch went through: the outage is over. Unknown batch ids are a peer's bug,
+    /// not an outage; they stay logged once for the transport's lifetime.
     fn delivered(&mut self, endpoint: &str) {
-        if !self.logged.is_empty() {
-            self.logged.clear();
-            eprintln!("exporter:otap: delivering to {endpoint} again");
+        let before = self.logged.len();
+        self.logged.retain(|p| *p == Problem::UnknownBatchId);
+        if self.logged.len() < before {
+            (self.sink.0)(&format!("exporter:otap: delivering to {endpoint} again"));
         }
+    }
+
+    fn error(&self, text: &str) {
+        (self.sink.0)(&format!("exporter:otap: {text}"));
     }
 }
 
@@ -626,7 +674,8 @@ impl Transport {
                 Ok(bar) => bar,
                 Err(e) => {
                     // Our own encoding failed: this batch can never be sent.
-                    eprintln!("exporter:otap: cannot write Arrow IPC, batch dropped: {e}");
+                    self.log
+                        .error(&format!("cannot write Arrow IPC, batch dropped: {e}"));
                     self.shared.count_dropped(&job);
                     continue;
                 }
@@ -657,7 +706,7 @@ impl Transport {
             let endpoint = &self.settings.endpoint;
             let id = status.batch_id;
             self.log.warn(Problem::UnknownBatchId, || {
-                format!("{endpoint} answered batch id {id}, which is not in flight; ignored")
+                format!("{endpoint} answered batch id {id}, which is not in flight; ignored (and counted in its.exporter.otap.unknown_statuses)")
             });
             return Ok(());
         };
@@ -726,8 +775,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
+        let part = inner.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         source = inner.source();
     }
     text
@@ -747,6 +799,7 @@ impl Default for TransportSettings {
             max_backoff: Duration::from_secs(5),
             ack_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            log: LogSink::default(),
         }
     }
 }

@@ -3,13 +3,13 @@
 use its_exporter_otap::OtapConfig;
 use serde_json::json;
 
-fn parse(v: serde_json::Value) -> Result<OtapConfig, String> {
-    nodes::parse_config::<OtapConfig>(&v)
+fn parse(v: &serde_json::Value) -> Result<OtapConfig, String> {
+    nodes::parse_config::<OtapConfig>(v)
 }
 
 #[track_caller]
-fn refused(v: serde_json::Value, needles: &[&str]) {
-    let e = parse(v.clone()).expect_err(&format!("{v} should be refused"));
+fn refused(v: &serde_json::Value, needles: &[&str]) {
+    let e = parse(v).expect_err(&format!("{v} should be refused"));
     for needle in needles {
         assert!(e.contains(needle), "{v}: `{e}` should mention `{needle}`");
     }
@@ -17,9 +17,9 @@ fn refused(v: serde_json::Value, needles: &[&str]) {
 
 #[test]
 fn a_file_or_an_endpoint_is_taken_with_defaults() {
-    let c = parse(json!({"file": "out.bin"})).unwrap();
+    let c = parse(&json!({"file": "out.bin"})).unwrap();
     assert_eq!(c.max_in_flight, 16);
-    let c = parse(json!({
+    let c = parse(&json!({
         "endpoint": "https://collector.example:4317",
         "grpc_compression": "gzip",
         "max_in_flight": 4,
@@ -28,46 +28,52 @@ fn a_file_or_an_endpoint_is_taken_with_defaults() {
     .unwrap();
     assert_eq!(c.max_in_flight, 4);
     assert_eq!(c.ack_timeout, std::time::Duration::from_secs(2));
-    assert_eq!(
-        c.grpc_compression,
-        its_exporter_otap::GrpcCompression::Gzip
-    );
+    assert_eq!(c.grpc_compression, its_exporter_otap::GrpcCompression::Gzip);
 }
 
 #[test]
 fn bad_values_name_the_field_and_the_way_out() {
-    refused(json!(null), &["missing `endpoint", "file"]);
-    refused(json!({"file": "a", "endpoint": "http://h:1"}), &["not both"]);
-    refused(json!({"endpoint": "localhost:4317"}), &["http://HOST:PORT"]);
-    refused(json!({"endpoint": "http://bad host:1"}), &["endpoint"]);
-    refused(json!({"file": "a", "compression": "lz4"}), &["lz4"]);
+    refused(&json!(null), &["missing `endpoint", "file"]);
     refused(
-        json!({"endpoint": "http://h:1", "grpc_compression": "snappy"}),
+        &json!({"file": "a", "endpoint": "http://h:1"}),
+        &["not both"],
+    );
+    refused(
+        &json!({"endpoint": "localhost:4317"}),
+        &["http://HOST:PORT"],
+    );
+    refused(&json!({"endpoint": "http://bad host:1"}), &["endpoint"]);
+    refused(&json!({"file": "a", "compression": "lz4"}), &["lz4"]);
+    refused(
+        &json!({"endpoint": "http://h:1", "grpc_compression": "snappy"}),
         &["snappy"],
     );
     refused(
-        json!({"endpoint": "http://h:1", "max_in_flight": 0}),
+        &json!({"endpoint": "http://h:1", "max_in_flight": 0}),
         &["max_in_flight", "1 to 1024"],
     );
     refused(
-        json!({"endpoint": "http://h:1", "queue_capacity": 0}),
+        &json!({"endpoint": "http://h:1", "queue_capacity": 0}),
         &["queue_capacity"],
     );
     refused(
-        json!({"endpoint": "http://h:1", "ack_timeout": "0s"}),
+        &json!({"endpoint": "http://h:1", "ack_timeout": "0s"}),
         &["ack_timeout"],
     );
     refused(
-        json!({"endpoint": "http://h:1", "ack_timeout": "10"}),
+        &json!({"endpoint": "http://h:1", "ack_timeout": "10"}),
         &["add a unit"],
     );
     refused(
-        json!({"endpoint": "http://h:1", "initial_backoff": "10s", "max_backoff": "1s"}),
+        &json!({"endpoint": "http://h:1", "initial_backoff": "10s", "max_backoff": "1s"}),
         &["max_backoff", "initial_backoff"],
     );
     refused(
-        json!({"endpoint": "http://h:1", "ca_file": "ca.pem"}),
+        &json!({"endpoint": "http://h:1", "ca_file": "ca.pem"}),
         &["ca_file", "https"],
     );
-    refused(json!({"endpoint": "http://h:1", "retries": 3}), &["retries"]);
+    refused(
+        &json!({"endpoint": "http://h:1", "retries": 3}),
+        &["retries"],
+    );
 }

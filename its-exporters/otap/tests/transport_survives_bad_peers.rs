@@ -1,0 +1,438 @@
+//! The gRPC transport against receivers that misbehave: nothing is unreachable,
+//! the stream is closed, a non-OK status comes back, batch ids are unknown, or nothing
+//! answers at all. In every case pushing never waits, memory stays bounded, the
+//! exporter reconnects with fresh stream state, and each failure kind is counted and
+//! logged once, not per batch.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arrow_array::{Int64Array, RecordBatch, UInt16Array};
+use arrow_schema::{DataType, Field, Schema};
+use its_exporter_otap::proto::{BatchArrowRecords, BatchStatus};
+use its_exporter_otap::{
+    LogSink, MetricsTables, PayloadType, TransportHandle, TransportSettings, TransportStats,
+};
+use tokio_stream::StreamExt;
+
+/// How the fake receiver treats a stream (`stream` counts from 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Peer {
+    /// OK for every batch.
+    Healthy,
+    /// Reads one batch, then ends the stream without answering.
+    ClosesStream,
+    /// UNAVAILABLE for every batch of the first `n` streams, OK afterwards.
+    Unavailable { streams: usize },
+    /// INVALID_ARGUMENT for every batch (not worth retrying).
+    InvalidArgument,
+    /// First a status for an id that was never sent, then OK.
+    UnknownIds,
+    /// Reads everything, answers nothing.
+    Silent,
+}
+
+#[derive(Default)]
+struct Seen {
+    streams: AtomicUsize,
+    /// Batch ids and whether their first payload started with a schema, per stream.
+    batches: Mutex<Vec<Vec<(i64, bool)>>>,
+}
+
+#[derive(Clone)]
+struct FakeReceiver {
+    peer: Peer,
+    seen: Arc<Seen>,
+}
+
+impl tonic::server::NamedService for FakeReceiver {
+    const NAME: &'static str = "opentelemetry.proto.experimental.arrow.v1.ArrowMetricsService";
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+type StatusStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<BatchStatus, tonic::Status>> + Send>>;
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for FakeReceiver {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let handler = self.clone();
+        Box::pin(async move {
+            let codec = tonic_prost::ProstCodec::<BatchStatus, BatchArrowRecords>::default();
+            Ok(tonic::server::Grpc::new(codec)
+                .streaming(handler, request)
+                .await)
+        })
+    }
+}
+
+fn status(batch_id: i64, code: tonic::Code) -> BatchStatus {
+    BatchStatus {
+        batch_id,
+        status_code: code as i32,
+        status_message: format!("{code:?}"),
+    }
+}
+
+impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
+    type Response = BatchStatus;
+    type ResponseStream = StatusStream;
+    type Future = BoxFuture<Result<tonic::Response<StatusStream>, tonic::Status>>;
+
+    fn call(
+        &mut self,
+        request: tonic::Request<tonic::Streaming<BatchArrowRecords>>,
+    ) -> Self::Future {
+        let FakeReceiver { peer, seen } = self.clone();
+        let stream_no = seen.streams.fetch_add(1, Ordering::SeqCst);
+        let mut inbound = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let mine = {
+            let mut batches = seen.batches.lock().unwrap();
+            batches.push(Vec::new());
+            batches.len() - 1
+        };
+        tokio::spawn(async move {
+            while let Some(Ok(bar)) = inbound.next().await {
+                let schema_first = bar
+                    .arrow_payloads
+                    .first()
+                    .is_some_and(|p| starts_with_schema(&p.record));
+                seen.batches.lock().unwrap()[mine].push((bar.batch_id, schema_first));
+                let answers = match peer {
+                    Peer::ClosesStream => return,
+                    Peer::Unavailable { streams } if stream_no < streams => {
+                        vec![status(bar.batch_id, tonic::Code::Unavailable)]
+                    }
+                    Peer::Healthy | Peer::Unavailable { .. } => {
+                        vec![status(bar.batch_id, tonic::Code::Ok)]
+                    }
+                    Peer::InvalidArgument => {
+                        vec![status(bar.batch_id, tonic::Code::InvalidArgument)]
+                    }
+                    Peer::UnknownIds => vec![
+                        status(bar.batch_id + 1_000_000, tonic::Code::Ok),
+                        status(bar.batch_id, tonic::Code::Ok),
+                    ],
+                    Peer::Silent => Vec::new(),
+                };
+                for answer in answers {
+                    if tx.send(Ok(answer)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let stream: StatusStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+        Box::pin(async move { Ok(tonic::Response::new(stream)) })
+    }
+}
+
+/// An IPC stream's first message is a Schema: continuation marker, length, then a
+/// flatbuffer whose header type byte we do not parse; the schema message is the only
+/// one the producer puts first, so compare with what the second payload starts with.
+fn starts_with_schema(record: &[u8]) -> bool {
+    arrow_ipc::root_as_message(&record[8..])
+        .is_ok_and(|m| m.header_type() == arrow_ipc::MessageHeader::Schema)
+}
+
+/// A receiver on a free loopback port, on a runtime of its own.
+struct Server {
+    port: u16,
+    seen: Arc<Seen>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn serve(peer: Peer) -> Server {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    let service = FakeReceiver {
+        peer,
+        seen: Arc::clone(&seen),
+    };
+    runtime.spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    Server {
+        port,
+        seen,
+        _runtime: runtime,
+    }
+}
+
+/// One interval's tables: a root row and `points` number data points.
+fn tables(points: u16) -> MetricsTables {
+    let root = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::UInt16, false)])),
+        vec![Arc::new(UInt16Array::from(vec![0]))],
+    )
+    .unwrap();
+    let dp = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("parent_id", DataType::UInt16, false),
+            Field::new("int_value", DataType::Int64, true),
+        ])),
+        vec![
+            Arc::new(UInt16Array::from(vec![0; usize::from(points)])),
+            Arc::new(Int64Array::from(vec![1; usize::from(points)])),
+        ],
+    )
+    .unwrap();
+    MetricsTables {
+        tables: vec![
+            (PayloadType::UnivariateMetrics, root),
+            (PayloadType::NumberDataPoints, dp),
+        ],
+    }
+}
+
+struct Run {
+    stats: Arc<TransportStats>,
+    logs: Arc<Mutex<Vec<String>>>,
+    transport: TransportHandle,
+}
+
+fn start(endpoint: String, tune: impl FnOnce(&mut TransportSettings)) -> Run {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&logs);
+    let mut settings = TransportSettings {
+        endpoint,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        ack_timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_millis(300),
+        log: LogSink(Arc::new(move |line| {
+            sink.lock().unwrap().push(line.to_owned());
+        })),
+        ..TransportSettings::default()
+    };
+    tune(&mut settings);
+    let stats = Arc::new(TransportStats::default());
+    let transport = TransportHandle::spawn(settings, Arc::clone(&stats)).unwrap();
+    Run {
+        stats,
+        logs,
+        transport,
+    }
+}
+
+impl Run {
+    /// Pushes `n` intervals of `points` points; each push must return at once.
+    fn push(&self, n: usize, points: u16) {
+        for _ in 0..n {
+            let started = Instant::now();
+            self.transport.push(tables(points));
+            assert!(
+                started.elapsed() < Duration::from_millis(100),
+                "push waited {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    /// Closes with `grace` to deliver, and returns how long closing took.
+    fn close(&mut self, grace: Duration) -> Duration {
+        let started = Instant::now();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(self.transport.close(Instant::now() + grace));
+        started.elapsed()
+    }
+
+    fn get(&self, counter: fn(&TransportStats) -> &AtomicU64) -> u64 {
+        counter(&self.stats).load(Ordering::Relaxed)
+    }
+
+    /// Log lines containing `needle`.
+    fn logged(&self, needle: &str) -> usize {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Every batch pushed is acked or dropped, none twice.
+    fn assert_conserved(&self, batches: u64, points: u64) {
+        let acked = self.get(|s| &s.batches_acked);
+        let dropped = self.get(|s| &s.batches_dropped);
+        assert_eq!(
+            acked + dropped,
+            batches,
+            "acked {acked} + dropped {dropped}"
+        );
+        let acked_points = self.get(|s| &s.points_acked);
+        let dropped_points = self.get(|s| &s.points_dropped);
+        assert_eq!(acked_points + dropped_points, points);
+    }
+}
+
+/// Waits until `done` holds, up to 20 s (the condition is the synchronisation; the
+/// limit only stops a broken build from hanging).
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let limit = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_healthy_receiver_gets_every_batch_in_one_stream() {
+    let server = serve(Peer::Healthy);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |_| {});
+    run.push(40, 5);
+    run.close(Duration::from_secs(10));
+    assert_eq!(run.get(|s| &s.batches_acked), 40);
+    assert_eq!(run.get(|s| &s.points_acked), 200);
+    assert_eq!(run.get(|s| &s.batches_dropped), 0);
+    assert_eq!(server.seen.streams.load(Ordering::SeqCst), 1);
+    let batches = server.seen.batches.lock().unwrap().last().unwrap().clone();
+    let ids: Vec<i64> = batches.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (0..40).collect::<Vec<_>>());
+    assert!(batches[0].1, "the first payload carries the schema");
+    assert!(!batches[1].1, "later payloads carry only the record batch");
+    assert!(run.logs.lock().unwrap().is_empty(), "{:?}", run.logs);
+}
+
+#[test]
+fn an_unreachable_endpoint_is_counted_logged_once_and_bounded() {
+    // A port nothing listens on: bind, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut run = start(format!("http://127.0.0.1:{port}"), |s| s.queue_capacity = 8);
+    run.push(50, 3);
+    wait_until("a few failed connections", || {
+        run.get(|s| &s.connect_failures) >= 3
+    });
+    // The queue holds 8 intervals: the 42 oldest were pushed out and counted.
+    assert_eq!(run.get(|s| &s.batches_dropped), 42);
+    let took = run.close(Duration::from_millis(200));
+    assert!(took < Duration::from_secs(2), "close took {took:?}");
+    run.assert_conserved(50, 150);
+    assert_eq!(run.get(|s| &s.batches_acked), 0);
+    assert_eq!(run.logged("cannot connect"), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn a_closed_stream_reconnects_and_gives_up_after_the_retry_budget() {
+    let server = serve(Peer::ClosesStream);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_retries = 2;
+    });
+    run.push(3, 2);
+    wait_until("every batch given up", || {
+        run.get(|s| &s.batches_dropped) == 3
+    });
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(3, 6);
+    assert!(run.get(|s| &s.stream_failures) >= 3);
+    assert_eq!(run.get(|s| &s.batches_retried), 6, "two retries each");
+    assert!(server.seen.streams.load(Ordering::SeqCst) >= 3);
+    assert_eq!(run.logged("ended the stream"), 1, "{:?}", run.logs);
+    assert_eq!(run.logged("dropping batches"), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn a_non_ok_status_reconnects_with_fresh_stream_state_and_then_delivers() {
+    let server = serve(Peer::Unavailable { streams: 2 });
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_in_flight = 1;
+    });
+    run.push(5, 4);
+    run.close(Duration::from_secs(10));
+    run.assert_conserved(5, 20);
+    assert_eq!(run.get(|s| &s.batches_acked), 5);
+    assert_eq!(run.get(|s| &s.batches_rejected), 2);
+    assert_eq!(run.logged("answered Unavailable"), 1, "{:?}", run.logs);
+    assert_eq!(run.logged("delivering to"), 1, "{:?}", run.logs);
+    // Every stream starts from batch id 0 with a schema: fresh producer state.
+    let streams = server.seen.batches.lock().unwrap().clone();
+    let firsts: Vec<(i64, bool)> = streams.iter().map(|s| s[0]).collect();
+    assert_eq!(server.seen.streams.load(Ordering::SeqCst), 3);
+    assert_eq!(firsts, vec![(0, true); 3]);
+}
+
+#[test]
+fn an_invalid_argument_status_drops_the_batch_without_retrying_it() {
+    let server = serve(Peer::InvalidArgument);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_in_flight = 1;
+    });
+    run.push(4, 1);
+    wait_until("every batch dropped", || {
+        run.get(|s| &s.batches_dropped) == 4
+    });
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(4, 4);
+    assert_eq!(run.get(|s| &s.batches_retried), 0);
+    assert_eq!(run.get(|s| &s.batches_rejected), 4);
+    assert_eq!(run.logged("answered InvalidArgument"), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn unknown_batch_ids_are_counted_and_ignored() {
+    let server = serve(Peer::UnknownIds);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |_| {});
+    run.push(10, 2);
+    run.close(Duration::from_secs(10));
+    assert_eq!(run.get(|s| &s.batches_acked), 10);
+    assert_eq!(run.get(|s| &s.unknown_statuses), 10);
+    assert_eq!(server.seen.streams.load(Ordering::SeqCst), 1);
+    assert_eq!(run.logged("not in flight"), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn a_receiver_that_never_answers_is_timed_out_within_a_bounded_window() {
+    let server = serve(Peer::Silent);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_in_flight = 4;
+        s.max_retries = 1;
+        s.queue_capacity = 16;
+    });
+    run.push(30, 1);
+    // 30 pushed into a queue of 16: 14 pushed out at once.
+    assert_eq!(run.get(|s| &s.batches_dropped), 14);
+    wait_until("two silent streams timed out", || {
+        run.get(|s| &s.ack_timeouts) >= 2
+    });
+    // Never more than the window unanswered on one stream.
+    for stream in server.seen.batches.lock().unwrap().iter() {
+        assert!(
+            stream.len() <= 4,
+            "{} batches on a silent stream",
+            stream.len()
+        );
+    }
+    run.close(Duration::from_millis(200));
+    run.assert_conserved(30, 30);
+    assert_eq!(run.get(|s| &s.batches_acked), 0);
+    assert_eq!(run.logged("did not answer"), 1, "{:?}", run.logs);
+}
