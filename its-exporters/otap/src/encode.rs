@@ -12,7 +12,11 @@ use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
     UInt8Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch, StructArray, TimestampNanosecondArray, UInt16Array};
+use arrow_array::types::UInt16Type;
+use arrow_array::{
+    ArrayRef, DictionaryArray, RecordBatch, StringArray, StructArray, TimestampNanosecondArray,
+    UInt16Array,
+};
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
 use its_processors::model::{Buckets, Interval, Series, Temporality, Value};
 use metric_schema::{AttributeValue, InstrumentKind};
@@ -326,32 +330,81 @@ pub fn encode(
     Ok(MetricsTables { tables })
 }
 
+/// The batch's own dictionaries of the root table's string columns: every field of a
+/// metric set enters once, when the set's first row does, so that the per-row work is
+/// one key. Values may repeat (units); the producer folds them into each IPC stream's
+/// dictionary of unique values.
+#[derive(Default)]
+struct RootDictionaries {
+    /// Set descriptor -> key of its first field in `names`/`briefs`/`units`, and of
+    /// its name in `set_names`.
+    sets: Vec<(*const metric_schema::MetricsDescriptor, u16, u16)>,
+    names: Vec<&'static str>,
+    briefs: Vec<&'static str>,
+    units: Vec<&'static str>,
+    set_names: Vec<&'static str>,
+}
+
+impl RootDictionaries {
+    /// Keys of `descriptor`'s first field and of its name.
+    fn base(&mut self, descriptor: &'static metric_schema::MetricsDescriptor) -> (u16, u16) {
+        let ptr = std::ptr::from_ref(descriptor);
+        if let Some(&(_, field, set)) = self.sets.iter().find(|(p, _, _)| *p == ptr) {
+            return (field, set);
+        }
+        let field = self.names.len() as u16;
+        let set = self.set_names.len() as u16;
+        for f in descriptor.fields {
+            self.names.push(f.name);
+            self.briefs.push(f.brief);
+            self.units.push(f.unit);
+        }
+        self.set_names.push(descriptor.name);
+        self.sets.push((ptr, field, set));
+        (field, set)
+    }
+}
+
+fn dictionary(keys: Vec<u16>, values: &[&'static str]) -> Result<ArrayRef, EncodeError> {
+    Ok(Arc::new(DictionaryArray::<UInt16Type>::try_new(
+        UInt16Array::from(keys),
+        Arc::new(StringArray::from_iter_values(values.iter())),
+    )?))
+}
+
+fn dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
+}
+
 fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch, EncodeError> {
     let n = rows.len();
     let ids: Vec<u16> = (0..n).map(|i| i as u16).collect();
     let scopes: Vec<u16> = rows.iter().map(|r| r.scope).collect();
-    let (mut kind, mut name, mut description, mut unit) = (
-        UInt8Builder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-    );
-    let (mut temporality, mut monotonic, mut scope_name) = (
-        Int32Builder::new(),
-        BooleanBuilder::new(),
-        StringBuilder::new(),
-    );
+    let mut dicts = RootDictionaries::default();
+    let mut field_keys = Vec::with_capacity(n);
+    let mut set_keys = Vec::with_capacity(n);
+    let mut kind = UInt8Builder::with_capacity(n);
+    let mut temporality = Int32Builder::with_capacity(n);
+    let mut monotonic = BooleanBuilder::with_capacity(n);
     let otlp_temporality = match interval.temporality {
         Temporality::Delta => 1,
         Temporality::Cumulative => 2,
     };
+    let mut last: Option<(*const Series, (u16, u16))> = None;
     for r in rows {
+        let (field_base, set_key) = match last {
+            Some((series, bases)) if std::ptr::eq(series, r.series) => bases,
+            _ => {
+                let bases = dicts.base(r.series.descriptor);
+                last = Some((std::ptr::from_ref(r.series), bases));
+                bases
+            }
+        };
+        field_keys.push(field_base + r.field as u16);
+        set_keys.push(set_key);
         let field = &r.series.descriptor.fields[r.field];
         let t = metric_type(field.instrument);
         kind.append_value(t);
-        name.append_value(field.name);
-        description.append_value(field.brief);
-        unit.append_value(field.unit);
         if t == 1 {
             temporality.append_null();
         } else {
@@ -362,12 +415,11 @@ fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch
         } else {
             monotonic.append_null();
         }
-        scope_name.append_value(r.series.descriptor.name);
     }
     let resource_fields = Fields::from(vec![id_field("id", DataType::UInt16, true, "delta")]);
     let scope_fields = Fields::from(vec![
         id_field("id", DataType::UInt16, true, "delta"),
-        Field::new("name", DataType::Utf8, true),
+        Field::new("name", dictionary_type(), true),
     ]);
     let resource = StructArray::try_new(
         resource_fields.clone(),
@@ -378,16 +430,16 @@ fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch
         scope_fields.clone(),
         vec![
             Arc::new(UInt16Array::from(delta_u16(&scopes))) as ArrayRef,
-            Arc::new(scope_name.finish()),
+            dictionary(set_keys, &dicts.set_names)?,
         ],
         None,
     )?;
     let schema = Schema::new(vec![
         id_field("id", DataType::UInt16, false, "delta"),
         Field::new("metric_type", DataType::UInt8, false),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("description", DataType::Utf8, true),
-        Field::new("unit", DataType::Utf8, true),
+        Field::new("name", dictionary_type(), false),
+        Field::new("description", dictionary_type(), true),
+        Field::new("unit", dictionary_type(), true),
         Field::new("aggregation_temporality", DataType::Int32, true),
         Field::new("is_monotonic", DataType::Boolean, true),
         Field::new("resource", DataType::Struct(resource_fields), true),
@@ -396,9 +448,9 @@ fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt16Array::from(delta_u16(&ids))),
         Arc::new(kind.finish()),
-        Arc::new(name.finish()),
-        Arc::new(description.finish()),
-        Arc::new(unit.finish()),
+        dictionary(field_keys.clone(), &dicts.names)?,
+        dictionary(field_keys.clone(), &dicts.briefs)?,
+        dictionary(field_keys, &dicts.units)?,
         Arc::new(temporality.finish()),
         Arc::new(monotonic.finish()),
         Arc::new(resource),

@@ -13,6 +13,7 @@
 //! - `exporter:otap`: the node, to a gRPC `endpoint` or to a `file` of
 //!   length-delimited `BatchArrowRecords`.
 
+mod dictionary;
 pub mod encode;
 mod node;
 pub mod producer;

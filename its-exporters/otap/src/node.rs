@@ -64,6 +64,11 @@ pub struct OtapConfig {
     /// How long connecting may take.
     #[serde(deserialize_with = "nodes::duration::deserialize")]
     pub connect_timeout: Duration,
+    /// Values a UInt8-keyed dictionary column (metric names, units, descriptions, scope
+    /// names) holds before it moves to UInt16 keys, which is a schema reset: 1 to 256
+    /// (the default, all a UInt8 key addresses). The test command lowers it to put a
+    /// reset in the middle of a live stream.
+    pub u8_dictionary_limit: usize,
 }
 
 impl Default for OtapConfig {
@@ -82,6 +87,7 @@ impl Default for OtapConfig {
             max_backoff: t.max_backoff,
             ack_timeout: t.ack_timeout,
             connect_timeout: t.connect_timeout,
+            u8_dictionary_limit: t.producer.u8_dictionary_limit,
         }
     }
 }
@@ -117,6 +123,12 @@ impl NodeConfig for OtapConfig {
                 self.max_in_flight
             ));
         }
+        if !(1..=256).contains(&self.u8_dictionary_limit) {
+            return Err(format!(
+                "`u8_dictionary_limit: {}`: give 1 to 256",
+                self.u8_dictionary_limit
+            ));
+        }
         if !(1..=65536).contains(&self.queue_capacity) {
             return Err(format!(
                 "`queue_capacity: {}`: give 1 to 65536",
@@ -145,10 +157,13 @@ impl NodeConfig for OtapConfig {
 
 impl OtapConfig {
     fn producer_options(&self) -> ProducerOptions {
-        ProducerOptions::from(match self.compression {
-            Compression::Zstd => IpcCompression::Zstd,
-            Compression::None => IpcCompression::None,
-        })
+        ProducerOptions {
+            compression: match self.compression {
+                Compression::Zstd => IpcCompression::Zstd,
+                Compression::None => IpcCompression::None,
+            },
+            u8_dictionary_limit: self.u8_dictionary_limit,
+        }
     }
 }
 

@@ -10,9 +10,10 @@ use std::collections::HashMap;
 
 use arrow_array::RecordBatch;
 use arrow_ipc::CompressionType;
-use arrow_ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow_ipc::writer::{DictionaryHandling, IpcWriteOptions, StreamWriter};
 use arrow_schema::{ArrowError, Schema};
 
+use crate::dictionary::{Dictionaries, Widths};
 use crate::encode::{MetricsTables, PayloadType};
 use crate::proto::{ArrowPayload, BatchArrowRecords};
 
@@ -27,15 +28,30 @@ pub enum IpcCompression {
 }
 
 /// How a producer writes its IPC streams.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ProducerOptions {
     /// IPC body compression.
     pub compression: IpcCompression,
+    /// Values a UInt8-keyed dictionary may hold before its column moves to UInt16 keys
+    /// (a schema reset): 256, the most a UInt8 key addresses, unless lowered (1..=256).
+    pub u8_dictionary_limit: usize,
+}
+
+impl Default for ProducerOptions {
+    fn default() -> Self {
+        ProducerOptions {
+            compression: IpcCompression::Zstd,
+            u8_dictionary_limit: 256,
+        }
+    }
 }
 
 impl From<IpcCompression> for ProducerOptions {
     fn from(compression: IpcCompression) -> Self {
-        ProducerOptions { compression }
+        ProducerOptions {
+            compression,
+            ..ProducerOptions::default()
+        }
     }
 }
 
@@ -43,6 +59,7 @@ struct Stream {
     schema_id: String,
     signature: String,
     writer: StreamWriter<Vec<u8>>,
+    dictionaries: Dictionaries,
 }
 
 /// The state of one OTAP stream.
@@ -51,6 +68,7 @@ pub struct Producer {
     next_schema_id: u64,
     next_batch_id: i64,
     streams: HashMap<PayloadType, Stream>,
+    widths: Widths,
 }
 
 impl std::fmt::Debug for Producer {
@@ -81,6 +99,7 @@ impl Producer {
             next_schema_id: 0,
             next_batch_id: 0,
             streams: HashMap::new(),
+            widths: Widths::new(),
         }
     }
 
@@ -107,17 +126,34 @@ impl Producer {
         kind: PayloadType,
         batch: &RecordBatch,
     ) -> Result<ArrowPayload, ArrowError> {
+        let limit = self.options.u8_dictionary_limit;
+        // Fold the batch's dictionaries into the stream's. A column that outgrows its
+        // keys gets wider ones: that is a new schema, so the stream is dropped and the
+        // batch folded again into fresh dictionaries.
+        let (batch, dictionaries) = loop {
+            let mut dictionaries = self
+                .streams
+                .get_mut(&kind)
+                .map(|s| std::mem::take(&mut s.dictionaries))
+                .unwrap_or_default();
+            match dictionaries.apply(kind, batch, &mut self.widths, limit)? {
+                Some(batch) => break (batch, dictionaries),
+                None => {
+                    self.streams.remove(&kind);
+                }
+            }
+        };
         let sig = signature(&batch.schema());
         let reset = self.streams.get(&kind).is_none_or(|s| s.signature != sig);
         if reset {
-            let options = IpcWriteOptions::default().try_with_compression(
-                match self.options.compression {
+            let options = IpcWriteOptions::default()
+                .try_with_compression(match self.options.compression {
                     IpcCompression::Zstd => Some(CompressionType::ZSTD),
                     IpcCompression::None => None,
-                },
-            )?;
+                })?
+                .with_dictionary_handling(DictionaryHandling::Delta);
             // The writer puts the schema message in its buffer right away: it goes out
-            // with this payload's record batch.
+            // with this payload's dictionaries and record batch.
             let writer = StreamWriter::try_new_with_options(Vec::new(), &batch.schema(), options)?;
             let schema_id = self.next_schema_id.to_string();
             self.next_schema_id += 1;
@@ -127,11 +163,13 @@ impl Producer {
                     schema_id,
                     signature: sig,
                     writer,
+                    dictionaries: Dictionaries::default(),
                 },
             );
         }
         let stream = self.streams.get_mut(&kind).expect("inserted above");
-        stream.writer.write(batch)?;
+        stream.dictionaries = dictionaries;
+        stream.writer.write(&batch)?;
         // Drain after every batch; never finish (no end-of-stream marker).
         let record = std::mem::take(stream.writer.get_mut());
         Ok(ArrowPayload {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{
     Array, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     StructArray, UInt8Array, UInt16Array,
@@ -83,6 +84,26 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
         .unwrap_or_else(|| panic!("type of {name}"))
 }
 
+/// A string column, plain or dictionary-encoded (the encoder gives each batch its own
+/// `Dictionary<UInt16, Utf8>`), as values.
+fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
+    let column = batch.column_by_name(name).unwrap();
+    if let Some(dict) = column.as_dictionary_opt::<arrow_array::types::UInt16Type>() {
+        let values = dict.values().as_string::<i32>();
+        dict.keys()
+            .values()
+            .iter()
+            .map(|k| values.value(usize::from(*k)).to_owned())
+            .collect()
+    } else {
+        column
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
 /// `decoded[i] = decoded[i-1] + wire[i]`.
 fn undelta(wire: &UInt16Array) -> Vec<u16> {
     let mut sum = 0u16;
@@ -111,17 +132,17 @@ fn the_root_table_has_one_row_per_point_with_its_metric_kind() {
     );
     let ids = undelta(column::<UInt16Array>(root, "id"));
     assert_eq!(ids, (0..root.num_rows() as u16).collect::<Vec<_>>());
-    let name = column::<StringArray>(root, "name");
+    let name = strings(root, "name");
     let kind = column::<UInt8Array>(root, "metric_type");
     let temporality = column::<Int32Array>(root, "aggregation_temporality");
     let monotonic = column::<BooleanArray>(root, "is_monotonic");
     let mut seen = BTreeMap::new();
-    for i in 0..root.num_rows() {
+    for (i, name) in name.iter().enumerate() {
         seen.insert(
-            name.value(i),
+            name.as_str(),
             (kind.value(i), temporality.is_null(i), monotonic.is_null(i)),
         );
-        match name.value(i) {
+        match name.as_str() {
             "requests" => {
                 assert_eq!(kind.value(i), 2);
                 assert_eq!(temporality.value(i), 1, "delta");
@@ -159,14 +180,14 @@ fn the_root_table_has_one_row_per_point_with_its_metric_kind() {
 fn number_points_point_back_to_their_metric_rows() {
     let tables = encode(&interval(Temporality::Cumulative), &[]).unwrap();
     let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
-    let names = column::<StringArray>(root, "name");
+    let names = strings(root, "name");
     let dp = tables.get(PayloadType::NumberDataPoints).unwrap();
     let parents = undelta(column::<UInt16Array>(dp, "parent_id"));
     let ints = column::<Int64Array>(dp, "int_value");
     let doubles = column::<Float64Array>(dp, "double_value");
     let mut requests = 0;
     for (i, parent) in parents.iter().enumerate() {
-        let metric = names.value(usize::from(*parent));
+        let metric = names[usize::from(*parent)].as_str();
         assert!(
             ints.is_null(i) != doubles.is_null(i),
             "exactly one value column"

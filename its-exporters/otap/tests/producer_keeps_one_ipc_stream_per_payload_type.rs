@@ -4,6 +4,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{Int64Array, RecordBatch, UInt16Array};
 use arrow_ipc::reader::StreamReader;
 use arrow_schema::{DataType, Field, Schema};
@@ -136,4 +137,135 @@ fn empty_tables_are_left_out() {
         )]))
         .unwrap();
     assert!(bar.arrow_payloads.is_empty());
+}
+
+/// A root table whose `name` column is the encoder's per-batch dictionary.
+fn named(names: &[&str]) -> RecordBatch {
+    let keys = arrow_array::UInt16Array::from((0..names.len() as u16).collect::<Vec<_>>());
+    let values = Arc::new(arrow_array::StringArray::from(names.to_vec()));
+    let dict =
+        arrow_array::DictionaryArray::<arrow_array::types::UInt16Type>::try_new(keys, values)
+            .unwrap();
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::UInt16, false),
+        Field::new(
+            "name",
+            DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+            false,
+        ),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(UInt16Array::from(
+                (0..names.len() as u16).collect::<Vec<_>>(),
+            )),
+            Arc::new(dict),
+        ],
+    )
+    .unwrap()
+}
+
+fn names_of(batch: &RecordBatch) -> (DataType, Vec<String>) {
+    let column = batch.column_by_name("name").unwrap();
+    let decoded = dictionary_values_by_key(column);
+    (column.data_type().clone(), decoded)
+}
+
+/// Dictionary values by key, for UInt8 or UInt16 keys.
+fn dictionary_values_by_key(column: &arrow_array::ArrayRef) -> Vec<String> {
+    use arrow_array::types::{UInt8Type, UInt16Type};
+    if let Some(d) = column.as_dictionary_opt::<UInt8Type>() {
+        let values = d.values().as_string::<i32>();
+        d.keys()
+            .values()
+            .iter()
+            .map(|k| values.value(usize::from(*k)).to_owned())
+            .collect()
+    } else {
+        let d = column.as_dictionary::<UInt16Type>();
+        let values = d.values().as_string::<i32>();
+        d.keys()
+            .values()
+            .iter()
+            .map(|k| values.value(usize::from(*k)).to_owned())
+            .collect()
+    }
+}
+
+#[test]
+fn dictionaries_grow_by_deltas_and_stay_unique() {
+    let mut producer = Producer::new(IpcCompression::None);
+    let rounds: [&[&str]; 3] = [&["a", "b", "a"], &["b", "a"], &["c", "a", "c"]];
+    let mut record = Vec::new();
+    let mut sizes = Vec::new();
+    for names in rounds {
+        let bar = producer
+            .produce(&tables(vec![(
+                PayloadType::UnivariateMetrics,
+                named(names),
+            )]))
+            .unwrap();
+        assert_eq!(bar.arrow_payloads[0].schema_id, "0", "one IPC stream");
+        sizes.push(bar.arrow_payloads[0].record.len());
+        record.extend_from_slice(&bar.arrow_payloads[0].record);
+    }
+    let read = read_all(&record);
+    for (batch, names) in read.iter().zip(rounds) {
+        let (data_type, decoded) = names_of(batch);
+        assert_eq!(
+            data_type,
+            DataType::Dictionary(Box::new(DataType::UInt8), Box::new(DataType::Utf8))
+        );
+        assert_eq!(decoded, names);
+    }
+    // Round 2 brings no new value: no dictionary message, so it is the smallest.
+    assert!(sizes[1] < sizes[2], "{sizes:?}");
+    // The stream's dictionary holds each value once: a, b, then the delta c.
+    let last = read[2].column_by_name("name").unwrap();
+    let dict = last.as_dictionary::<arrow_array::types::UInt8Type>();
+    let values: Vec<&str> = dict.values().as_string::<i32>().iter().flatten().collect();
+    assert_eq!(values, ["a", "b", "c"]);
+}
+
+#[test]
+fn an_overflowing_dictionary_widens_its_keys_with_a_schema_reset() {
+    let mut producer = Producer::new(its_exporter_otap::ProducerOptions {
+        compression: IpcCompression::Zstd,
+        u8_dictionary_limit: 3,
+    });
+    let first = producer
+        .produce(&tables(vec![(
+            PayloadType::UnivariateMetrics,
+            named(&["a", "b"]),
+        )]))
+        .unwrap();
+    let second = producer
+        .produce(&tables(vec![(
+            PayloadType::UnivariateMetrics,
+            named(&["c", "d", "a"]),
+        )]))
+        .unwrap();
+    let third = producer
+        .produce(&tables(vec![(
+            PayloadType::UnivariateMetrics,
+            named(&["e"]),
+        )]))
+        .unwrap();
+    assert_eq!(first.arrow_payloads[0].schema_id, "0");
+    assert_eq!(second.arrow_payloads[0].schema_id, "1", "a reset");
+    assert_eq!(third.arrow_payloads[0].schema_id, "1", "the width stays");
+    let before = read_all(&first.arrow_payloads[0].record);
+    assert_eq!(names_of(&before[0]).1, ["a", "b"]);
+    // The new stream starts with its own schema and a fresh dictionary.
+    let mut after_bytes = second.arrow_payloads[0].record.clone();
+    after_bytes.extend_from_slice(&third.arrow_payloads[0].record);
+    let after = read_all(&after_bytes);
+    let (data_type, names) = names_of(&after[0]);
+    assert_eq!(
+        data_type,
+        DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
+    );
+    assert_eq!(names, ["c", "d", "a"]);
+    assert_eq!(names_of(&after[1]).1, ["e"]);
 }
