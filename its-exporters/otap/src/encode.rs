@@ -131,24 +131,24 @@ fn delta_u16(values: &[u16]) -> Vec<u16> {
 
 /// One attribute row before sorting and quasi-delta encoding.
 #[derive(Debug, Clone, PartialEq)]
-struct AttrRow {
+struct AttrRow<'a> {
     parent: u16,
-    key: String,
-    value: AttrValue,
+    key: &'a str,
+    value: AttrValue<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
-enum AttrValue {
-    Str(String),
+enum AttrValue<'a> {
+    Str(&'a str),
     Int(i64),
     Double(f64),
     Bool(bool),
 }
 
-impl AttrValue {
-    fn of(v: &AttributeValue) -> AttrValue {
+impl<'a> AttrValue<'a> {
+    fn of(v: &'a AttributeValue) -> AttrValue<'a> {
         match v {
-            AttributeValue::Str(s) => AttrValue::Str(s.to_string()),
+            AttributeValue::Str(s) => AttrValue::Str(s),
             AttributeValue::Int(i) => AttrValue::Int(*i),
             AttributeValue::Double(d) => AttrValue::Double(*d),
             AttributeValue::Bool(b) => AttrValue::Bool(*b),
@@ -168,13 +168,13 @@ impl AttrValue {
 
 /// RESOURCE_ATTRS / SCOPE_ATTRS (the u16 form), sorted by (type, key, value, parent)
 /// with quasi-delta parent ids.
-fn attrs_table(mut rows: Vec<AttrRow>) -> Result<Option<RecordBatch>, EncodeError> {
+fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, EncodeError> {
     if rows.is_empty() {
         return Ok(None);
     }
     rows.sort_by(|a, b| {
-        (a.value.code(), &a.key)
-            .cmp(&(b.value.code(), &b.key))
+        (a.value.code(), a.key)
+            .cmp(&(b.value.code(), b.key))
             .then(
                 a.value
                     .partial_cmp(&b.value)
@@ -183,12 +183,16 @@ fn attrs_table(mut rows: Vec<AttrRow>) -> Result<Option<RecordBatch>, EncodeErro
             .then(a.parent.cmp(&b.parent))
     });
     let mut parent = Vec::with_capacity(rows.len());
-    let (mut key, mut kind) = (StringBuilder::new(), UInt8Builder::new());
+    let n = rows.len();
+    let (mut key, mut kind) = (
+        StringBuilder::with_capacity(n, n * 16),
+        UInt8Builder::with_capacity(n),
+    );
     let (mut strs, mut ints, mut doubles, mut bools) = (
-        StringBuilder::new(),
-        Int64Builder::new(),
-        Float64Builder::new(),
-        BooleanBuilder::new(),
+        StringBuilder::with_capacity(n, n * 16),
+        Int64Builder::with_capacity(n),
+        Float64Builder::with_capacity(n),
+        BooleanBuilder::with_capacity(n),
     );
     let mut prev: Option<&AttrRow> = None;
     for row in &rows {
@@ -199,7 +203,7 @@ fn attrs_table(mut rows: Vec<AttrRow>) -> Result<Option<RecordBatch>, EncodeErro
             row.parent
         });
         prev = Some(row);
-        key.append_value(&row.key);
+        key.append_value(row.key);
         kind.append_value(row.value.code());
         match &row.value {
             AttrValue::Str(v) => strs.append_value(v),
@@ -260,6 +264,40 @@ struct MetricRow<'a> {
     value: &'a Value,
 }
 
+/// A total order of series: set name, attribute set, attribute values, core, NUMA node.
+fn series_order(a: &Series, b: &Series) -> std::cmp::Ordering {
+    let (x, y) = (&a.identity, &b.identity);
+    a.descriptor
+        .name
+        .cmp(b.descriptor.name)
+        .then_with(|| x.attributes.name.cmp(y.attributes.name))
+        .then_with(|| {
+            x.values
+                .iter()
+                .zip(&y.values)
+                .map(|(v, w)| value_order(v, w))
+                .find(|o| o.is_ne())
+                .unwrap_or(x.values.len().cmp(&y.values.len()))
+        })
+        .then_with(|| (x.core, x.numa_node).cmp(&(y.core, y.numa_node)))
+}
+
+fn value_order(v: &AttributeValue, w: &AttributeValue) -> std::cmp::Ordering {
+    let rank = |v: &AttributeValue| match v {
+        AttributeValue::Str(_) => 0,
+        AttributeValue::Int(_) => 1,
+        AttributeValue::Double(_) => 2,
+        AttributeValue::Bool(_) => 3,
+    };
+    match (v, w) {
+        (AttributeValue::Str(a), AttributeValue::Str(b)) => a.cmp(b),
+        (AttributeValue::Int(a), AttributeValue::Int(b)) => a.cmp(b),
+        (AttributeValue::Double(a), AttributeValue::Double(b)) => a.total_cmp(b),
+        (AttributeValue::Bool(a), AttributeValue::Bool(b)) => a.cmp(b),
+        _ => rank(v).cmp(&rank(w)),
+    }
+}
+
 /// Encodes `interval` with `resource` attributes.
 pub fn encode(
     interval: &Interval,
@@ -267,16 +305,16 @@ pub fn encode(
 ) -> Result<MetricsTables, EncodeError> {
     // Scopes in a stable order: by set name, then attributes.
     let mut series: Vec<&Series> = interval.series.iter().collect();
-    series.sort_by_cached_key(|s| (s.descriptor.name, s.identity.pairs()));
-    let mut rows: Vec<MetricRow<'_>> = Vec::new();
-    let mut scope_attrs = Vec::new();
+    series.sort_by(|a, b| series_order(a, b));
+    let mut rows: Vec<MetricRow<'_>> = Vec::with_capacity(interval.point_count());
+    let mut scope_attrs = Vec::with_capacity(series.len() * 4);
     for (scope, s) in series.iter().enumerate() {
         let scope = u16_id(scope, "scopes")?;
         let keys = s.identity.attributes.keys();
         for (k, v) in keys.iter().zip(&s.identity.values) {
             scope_attrs.push(AttrRow {
                 parent: scope,
-                key: k.key.to_string(),
+                key: k.key,
                 value: AttrValue::of(v),
             });
         }
@@ -289,7 +327,7 @@ pub fn encode(
             {
                 scope_attrs.push(AttrRow {
                     parent: scope,
-                    key: key.to_string(),
+                    key,
                     value: AttrValue::Int(i64::from(v)),
                 });
             }
@@ -313,7 +351,7 @@ pub fn encode(
         .iter()
         .map(|(k, v)| AttrRow {
             parent: 0,
-            key: k.clone(),
+            key: k,
             value: AttrValue::of(v),
         })
         .collect();
@@ -495,34 +533,36 @@ fn points_tables(
     interval: &Interval,
     rows: &[MetricRow<'_>],
 ) -> Result<Vec<(PayloadType, RecordBatch)>, EncodeError> {
-    let mut out = Vec::new();
+    // Upper bounds: every row could go to any one table.
+    let n = rows.len();
+    let mut out = Vec::with_capacity(3);
     // NUMBER_DATA_POINTS
     let (mut parent, mut t, mut ints, mut doubles) = (
-        Vec::new(),
-        Vec::new(),
-        Int64Builder::new(),
-        Float64Builder::new(),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Int64Builder::with_capacity(n),
+        Float64Builder::with_capacity(n),
     );
     // HISTOGRAM_DATA_POINTS (Mmsc)
     let (mut h_parent, mut h_t, mut h_count, mut h_sum, mut h_min, mut h_max) = (
-        Vec::new(),
-        Vec::new(),
-        UInt64Builder::new(),
-        Float64Builder::new(),
-        Float64Builder::new(),
-        Float64Builder::new(),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        UInt64Builder::with_capacity(n),
+        Float64Builder::with_capacity(n),
+        Float64Builder::with_capacity(n),
+        Float64Builder::with_capacity(n),
     );
     // EXP_HISTOGRAM_DATA_POINTS
     let (mut e_parent, mut e_t, mut e_count, mut e_sum, mut e_min, mut e_max) = (
-        Vec::new(),
-        Vec::new(),
-        UInt64Builder::new(),
-        Float64Builder::new(),
-        Float64Builder::new(),
-        Float64Builder::new(),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        UInt64Builder::with_capacity(n),
+        Float64Builder::with_capacity(n),
+        Float64Builder::with_capacity(n),
+        Float64Builder::with_capacity(n),
     );
-    let (mut e_scale, mut e_zero) = (Int32Builder::new(), UInt64Builder::new());
-    let (mut e_pos, mut e_neg): (Vec<&Buckets>, Vec<&Buckets>) = (Vec::new(), Vec::new());
+    let (mut e_scale, mut e_zero) = (Int32Builder::with_capacity(n), UInt64Builder::with_capacity(n));
+    let (mut e_pos, mut e_neg): (Vec<&Buckets>, Vec<&Buckets>) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for (id, r) in rows.iter().enumerate() {
         let id = id as u16;
         match r.value {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use arrow_array::RecordBatch;
 use arrow_ipc::CompressionType;
 use arrow_ipc::writer::{DictionaryHandling, IpcWriteOptions, StreamWriter};
-use arrow_schema::{ArrowError, Schema};
+use arrow_schema::{ArrowError, Fields};
 
 use crate::dictionary::{Dictionaries, Widths};
 use crate::encode::{MetricsTables, PayloadType};
@@ -57,7 +57,7 @@ impl From<IpcCompression> for ProducerOptions {
 
 struct Stream {
     schema_id: String,
-    signature: String,
+    fields: Fields,
     writer: StreamWriter<Vec<u8>>,
     dictionaries: Dictionaries,
 }
@@ -80,15 +80,14 @@ impl std::fmt::Debug for Producer {
     }
 }
 
-/// `name:Type` of every field, sorted: what decides whether a schema changed.
-fn signature(schema: &Schema) -> String {
-    let mut fields: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| format!("{}:{}", f.name(), f.data_type()))
-        .collect();
-    fields.sort();
-    fields.join(",")
+/// Whether a batch continues a stream: same field names and types, in the same order
+/// (the encoder's order is fixed, so this is the structural signature of OTAP.md
+/// without building it).
+fn same_shape(a: &Fields, b: &Fields) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b.iter())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
 }
 
 impl Producer {
@@ -143,8 +142,11 @@ impl Producer {
                 }
             }
         };
-        let sig = signature(&batch.schema());
-        let reset = self.streams.get(&kind).is_none_or(|s| s.signature != sig);
+        let schema = batch.schema();
+        let reset = self
+            .streams
+            .get(&kind)
+            .is_none_or(|s| !same_shape(&s.fields, schema.fields()));
         if reset {
             let options = IpcWriteOptions::default()
                 .try_with_compression(match self.options.compression {
@@ -161,7 +163,7 @@ impl Producer {
                 kind,
                 Stream {
                     schema_id,
-                    signature: sig,
+                    fields: schema.fields().clone(),
                     writer,
                     dictionaries: Dictionaries::default(),
                 },
