@@ -216,9 +216,12 @@ def attributes(table):
     """Quasi-delta parent ids (OTAP.md section 4.3) -> {parent: {key: value}}."""
     out, prev, prev_pid = defaultdict(dict), None, 0
     cols = {c: table.column(c).to_pylist() for c in table.column_names}
+    absent = [None] * table.num_rows  # a missing optional column reads as all null
     for i in range(table.num_rows):
         kind, key = cols["type"][i], cols["key"][i]
-        value = {1: cols.get("str"), 2: cols.get("int"), 3: cols.get("double"), 4: cols.get("bool")}[kind][i]
+        value = {1: cols.get("str", absent), 2: cols.get("int", absent), 3: cols.get("double", absent),
+                 4: cols.get("bool", absent)}[kind][i]
+        assert value is not None, f"attribute {key}: no value in the column of its type {kind}"
         this = (kind, key, value)
         pid = prev_pid + cols["parent_id"][i] if prev == this else cols["parent_id"][i]
         prev, prev_pid = this, pid

@@ -14,9 +14,10 @@ use arrow_array::builder::{
 };
 use arrow_array::types::UInt16Type;
 use arrow_array::{
-    ArrayRef, DictionaryArray, RecordBatch, StringArray, StructArray, TimestampNanosecondArray,
-    UInt16Array,
+    ArrayRef, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray, StructArray,
+    TimestampNanosecondArray, UInt16Array,
 };
+use arrow_buffer::NullBuffer;
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
 use its_processors::model::{Buckets, Interval, Series, Temporality, Value};
 use metric_schema::{AttributeValue, InstrumentKind};
@@ -240,7 +241,7 @@ fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, Encode
         Arc::new(doubles.finish()),
         Arc::new(bools.finish()),
     ];
-    Ok(Some(RecordBatch::try_new(Arc::new(schema), columns)?))
+    Ok(Some(table(schema.fields().iter().cloned(), columns)?))
 }
 
 /// OTLP metric type of an instrument (1 gauge, 2 sum, 3 histogram, 4 exponential).
@@ -494,7 +495,22 @@ fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch
         Arc::new(resource),
         Arc::new(scope),
     ];
-    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+    Ok(table(schema.fields().iter().cloned(), columns)?)
+}
+
+/// A table of `fields` and `columns` without the optional (nullable) columns that hold
+/// only nulls: OTAP reads a missing optional column as all null, and leaving it out
+/// saves its buffers on the wire and their compression. A column that comes and goes
+/// changes the schema (a schema reset of that payload type), as with the Go producer.
+fn table(
+    fields: impl Iterator<Item = arrow_schema::FieldRef>,
+    columns: Vec<ArrayRef>,
+) -> Result<RecordBatch, ArrowError> {
+    let (fields, columns): (Vec<_>, Vec<_>) = fields
+        .zip(columns)
+        .filter(|(f, c)| !(f.is_nullable() && !c.is_empty() && c.null_count() == c.len()))
+        .unzip();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// Start and end of a point of `series`, as timestamps.
@@ -533,17 +549,24 @@ fn points_tables(
     interval: &Interval,
     rows: &[MetricRow<'_>],
 ) -> Result<Vec<(PayloadType, RecordBatch)>, EncodeError> {
-    // Upper bounds: every row could go to any one table.
-    let n = rows.len();
     let mut out = Vec::with_capacity(3);
-    // NUMBER_DATA_POINTS
-    let (mut parent, mut t, mut ints, mut doubles) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Int64Builder::with_capacity(n),
-        Float64Builder::with_capacity(n),
+    let (mut numbers, mut mmscs, mut histograms) = (0, 0, 0);
+    for r in rows {
+        match r.value {
+            Value::U64(_) | Value::I64(_) | Value::F64(_) => numbers += 1,
+            Value::Mmsc(_) => mmscs += 1,
+            Value::Histogram(_) => histograms += 1,
+        }
+    }
+    // NUMBER_DATA_POINTS: values as i64 bits or f64, with a flag per row; the columns
+    // get null buffers only when both kinds are present.
+    let (mut parent, mut t) = (Vec::with_capacity(numbers), Vec::with_capacity(numbers));
+    let (mut number_bits, mut is_double) = (
+        Vec::<i64>::with_capacity(numbers),
+        Vec::<bool>::with_capacity(numbers),
     );
     // HISTOGRAM_DATA_POINTS (Mmsc)
+    let n = mmscs;
     let (mut h_parent, mut h_t, mut h_count, mut h_sum, mut h_min, mut h_max) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -553,6 +576,7 @@ fn points_tables(
         Float64Builder::with_capacity(n),
     );
     // EXP_HISTOGRAM_DATA_POINTS
+    let n = histograms;
     let (mut e_parent, mut e_t, mut e_count, mut e_sum, mut e_min, mut e_max) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -561,28 +585,32 @@ fn points_tables(
         Float64Builder::with_capacity(n),
         Float64Builder::with_capacity(n),
     );
-    let (mut e_scale, mut e_zero) = (Int32Builder::with_capacity(n), UInt64Builder::with_capacity(n));
-    let (mut e_pos, mut e_neg): (Vec<&Buckets>, Vec<&Buckets>) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut e_scale, mut e_zero) = (
+        Int32Builder::with_capacity(n),
+        UInt64Builder::with_capacity(n),
+    );
+    let (mut e_pos, mut e_neg): (Vec<&Buckets>, Vec<&Buckets>) =
+        (Vec::with_capacity(n), Vec::with_capacity(n));
     for (id, r) in rows.iter().enumerate() {
         let id = id as u16;
         match r.value {
             Value::U64(v) => {
                 parent.push(id);
                 t.push(window(interval, r.series));
-                ints.append_value(i64::try_from(*v).unwrap_or(i64::MAX));
-                doubles.append_null();
+                number_bits.push(i64::try_from(*v).unwrap_or(i64::MAX));
+                is_double.push(false);
             }
             Value::I64(v) => {
                 parent.push(id);
                 t.push(window(interval, r.series));
-                ints.append_value(*v);
-                doubles.append_null();
+                number_bits.push(*v);
+                is_double.push(false);
             }
             Value::F64(v) => {
                 parent.push(id);
                 t.push(window(interval, r.series));
-                ints.append_null();
-                doubles.append_value(*v);
+                number_bits.push(v.to_bits() as i64);
+                is_double.push(true);
             }
             Value::Mmsc(m) => {
                 h_parent.push(id);
@@ -624,13 +652,35 @@ fn points_tables(
     };
     if !parent.is_empty() {
         let (mut fields, mut columns) = common(&parent, &t);
-        fields.push(Field::new("int_value", DataType::Int64, true));
-        fields.push(Field::new("double_value", DataType::Float64, true));
-        columns.push(Arc::new(ints.finish()));
-        columns.push(Arc::new(doubles.finish()));
+        let doubles = is_double.iter().filter(|d| **d).count();
+        let (int_nulls, double_nulls) = if doubles == 0 || doubles == is_double.len() {
+            (None, None)
+        } else {
+            (
+                Some(NullBuffer::from_iter(is_double.iter().map(|d| !d))),
+                Some(NullBuffer::from_iter(is_double.iter().copied())),
+            )
+        };
+        let double_column = (doubles > 0).then(|| {
+            Float64Array::new(
+                number_bits
+                    .iter()
+                    .map(|b| f64::from_bits(*b as u64))
+                    .collect(),
+                double_nulls,
+            )
+        });
+        if doubles < is_double.len() {
+            fields.push(Field::new("int_value", DataType::Int64, true));
+            columns.push(Arc::new(Int64Array::new(number_bits.into(), int_nulls)));
+        }
+        if let Some(column) = double_column {
+            fields.push(Field::new("double_value", DataType::Float64, true));
+            columns.push(Arc::new(column));
+        }
         out.push((
             PayloadType::NumberDataPoints,
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?,
+            table(fields.into_iter().map(Arc::new), columns)?,
         ));
     }
     if !h_parent.is_empty() {
@@ -646,7 +696,7 @@ fn points_tables(
         }
         out.push((
             PayloadType::HistogramDataPoints,
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?,
+            table(fields.into_iter().map(Arc::new), columns)?,
         ));
     }
     if !e_parent.is_empty() {
@@ -668,7 +718,7 @@ fn points_tables(
         }
         out.push((
             PayloadType::ExpHistogramDataPoints,
-            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?,
+            table(fields.into_iter().map(Arc::new), columns)?,
         ));
     }
     Ok(out)

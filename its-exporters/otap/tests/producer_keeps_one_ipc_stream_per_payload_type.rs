@@ -231,8 +231,8 @@ fn dictionaries_grow_by_deltas_and_stay_unique() {
 #[test]
 fn an_overflowing_dictionary_widens_its_keys_with_a_schema_reset() {
     let mut producer = Producer::new(its_exporter_otap::ProducerOptions {
-        compression: IpcCompression::Zstd,
         u8_dictionary_limit: 3,
+        ..its_exporter_otap::ProducerOptions::default()
     });
     let first = producer
         .produce(&tables(vec![(
