@@ -657,8 +657,8 @@ fn points_tables(
             (None, None)
         } else {
             (
-                Some(NullBuffer::from_iter(is_double.iter().map(|d| !d))),
-                Some(NullBuffer::from_iter(is_double.iter().copied())),
+                Some(is_double.iter().map(|d| !d).collect::<NullBuffer>()),
+                Some(is_double.iter().copied().collect::<NullBuffer>()),
             )
         };
         let double_column = (doubles > 0).then(|| {
