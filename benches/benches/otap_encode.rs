@@ -1,8 +1,14 @@
 //! OTAP encoding: from an aggregated interval to one `BatchArrowRecords` (tables built,
 //! ids encoded, IPC streams written with zstd), in data points per second on one core,
-//! and the bytes per point on the wire in steady state (after a stream's first batch).
+//! and the bytes per point on the wire in steady state (after a stream's first batch),
+//! side by side with OTLP protobuf (`opentelemetry-proto`'s messages, the shape an
+//! OpenTelemetry SDK exports: one metric per name, one data point per series with its
+//! attributes) for the same interval, compressed with zstd as a whole message.
 //!
-//! The interval: 8 cores x 64 sets x 32 counters folded into 64 series of 32 points.
+//! The interval: 8 cores x 64 sets x 32 counters, plus 64 sets of one counter, gauge,
+//! exponential histogram and min/max/sum/count each, folded into 128 series of 2304
+//! points. Values are spread over six decades (a seeded generator), as counts of bytes
+//! and requests are: identical values would flatter whole-message compression.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use its_exporter_otap::{IpcCompression, Producer, encode};
@@ -10,61 +16,321 @@ use its_processors::{Aggregator, Interval, Keep, Temporality};
 use metric_schema::{AttributeValue, Reporter};
 use prost::Message as _;
 
-use benches::WideSet;
+use benches::{HotSet, WideSet};
+use its_processors::model::{Buckets, Value};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    exponential_histogram_data_point, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 
-/// Which set.
+/// Which set: the shape of the engine's own node attributes.
 #[metric_schema::attribute_set(name = "bench.otap")]
 struct SetIndex {
-    /// Set number.
-    #[attribute(key = "bench.set.index")]
-    index: u32,
+    /// Pipeline group.
+    #[attribute(key = "pipeline.group")]
+    group: &'static str,
+    /// Pipeline id within its group.
+    #[attribute(key = "pipeline.id")]
+    pipeline: &'static str,
+    /// Node id.
+    #[attribute(key = "node.id")]
+    node: String,
+    /// Node type.
+    #[attribute(key = "node.type")]
+    node_type: &'static str,
 }
 
-fn interval() -> Interval {
+impl SetIndex {
+    fn new(index: u32) -> Self {
+        const TYPES: [&str; 4] = [
+            "receiver:traffic_generator",
+            "processor:batch",
+            "processor:debug",
+            "exporter:noop",
+        ];
+        SetIndex {
+            group: "ingest",
+            pipeline: "main",
+            node: format!("node-{index}"),
+            node_type: TYPES[index as usize % TYPES.len()],
+        }
+    }
+}
+
+/// xorshift64*: a fixed sequence, so that every run encodes the same interval.
+struct Values(u64);
+
+impl Values {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Log-uniform over 1 ..= 1e6.
+    fn count(&mut self) -> u64 {
+        let exponent = (self.next() % 6_000) as f64 / 1_000.0;
+        10f64.powf(exponent) as u64
+    }
+}
+
+/// One interval of `sets` wide sets and `sets` hot sets per core, over 8 cores, with
+/// values from `seed`.
+fn interval(sets: u32, seed: u64) -> Interval {
     let (sender, receiver) = metric_schema::channel(64);
     let mut reporters = Vec::new();
     let mut aggregator = Aggregator::new(Keep::default(), 0);
+    let mut values = Values(seed | 1);
     for core in 0..8 {
         let mut reporter = Reporter::new(sender.clone(), core, 0);
-        let sets: Vec<_> = (0..64)
-            .map(|i| reporter.register::<WideSet, _>(&SetIndex { index: i }))
+        let wide: Vec<_> = (0..sets)
+            .map(|i| reporter.register::<WideSet, _>(&SetIndex::new(i)))
             .collect();
-        for set in &sets {
-            set.dirty(32);
+        for set in &wide {
+            for field in set.fields() {
+                field.add(values.count());
+            }
+        }
+        let hot: Vec<_> = (0..sets)
+            .map(|i| reporter.register::<HotSet, _>(&SetIndex::new(i)))
+            .collect();
+        for set in &hot {
+            set.counter.add(values.count());
+            set.gauge.set(values.count());
+            for _ in 0..20 {
+                let seconds = values.count() as f64 * 1e-6;
+                set.histogram.record(seconds);
+                set.mmsc.record(seconds);
+            }
         }
         reporter.report();
         while let Some(batch) = receiver.try_recv() {
             aggregator.apply(&batch);
         }
-        reporters.push((reporter, sets));
+        reporters.push((reporter, wide, hot));
     }
     aggregator.take(1_000_000, &[Temporality::Delta]).remove(0)
 }
 
-fn otap_encode(c: &mut Criterion) {
-    let interval = interval();
-    let points = interval.point_count() as u64;
-    let resource = [(
+fn key_value(key: &str, value: &AttributeValue) -> KeyValue {
+    let value = match value {
+        AttributeValue::Str(s) => any_value::Value::StringValue(s.to_string()),
+        AttributeValue::Int(i) => any_value::Value::IntValue(*i),
+        AttributeValue::Double(d) => any_value::Value::DoubleValue(*d),
+        AttributeValue::Bool(b) => any_value::Value::BoolValue(*b),
+    };
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    }
+}
+
+fn otlp_buckets(b: &Buckets) -> exponential_histogram_data_point::Buckets {
+    exponential_histogram_data_point::Buckets {
+        offset: b.offset,
+        bucket_counts: b.counts.clone(),
+    }
+}
+
+/// The interval as an OTLP export request: one scope per metric set, one metric per
+/// field name, one data point per series carrying the series' attributes.
+#[expect(clippy::too_many_lines, reason = "one match arm per OTLP point kind")]
+fn otlp(interval: &Interval, resource: &[(String, AttributeValue)]) -> ExportMetricsServiceRequest {
+    use std::collections::BTreeMap;
+    let temporality = match interval.temporality {
+        Temporality::Delta => AggregationTemporality::Delta,
+        Temporality::Cumulative => AggregationTemporality::Cumulative,
+    } as i32;
+    let (start, end) = (interval.start_unix_nanos, interval.end_unix_nanos);
+    let mut scopes: BTreeMap<&str, BTreeMap<usize, Metric>> = BTreeMap::new();
+    for series in &interval.series {
+        let attributes: Vec<KeyValue> = series
+            .identity
+            .attributes
+            .keys()
+            .iter()
+            .zip(&series.identity.values)
+            .map(|(k, v)| key_value(k.key, v))
+            .collect();
+        let metrics = scopes.entry(series.descriptor.name).or_default();
+        for point in &series.points {
+            let field = &series.descriptor.fields[usize::from(point.field)];
+            let metric = metrics
+                .entry(usize::from(point.field))
+                .or_insert_with(|| Metric {
+                    name: field.name.to_string(),
+                    description: field.brief.to_string(),
+                    unit: field.unit.to_string(),
+                    ..Metric::default()
+                });
+            let number = |value| NumberDataPoint {
+                attributes: attributes.clone(),
+                start_time_unix_nano: start,
+                time_unix_nano: end,
+                value: Some(value),
+                ..NumberDataPoint::default()
+            };
+            match (&point.value, field.instrument) {
+                (Value::Mmsc(m), _) => {
+                    let data = metric.data.get_or_insert_with(|| {
+                        metric::Data::Histogram(Histogram {
+                            data_points: Vec::new(),
+                            aggregation_temporality: temporality,
+                        })
+                    });
+                    if let metric::Data::Histogram(h) = data {
+                        h.data_points.push(HistogramDataPoint {
+                            attributes: attributes.clone(),
+                            start_time_unix_nano: start,
+                            time_unix_nano: end,
+                            count: m.count,
+                            sum: Some(m.sum),
+                            min: Some(m.min),
+                            max: Some(m.max),
+                            ..HistogramDataPoint::default()
+                        });
+                    }
+                }
+                (Value::Histogram(e), _) => {
+                    let data = metric.data.get_or_insert_with(|| {
+                        metric::Data::ExponentialHistogram(ExponentialHistogram {
+                            data_points: Vec::new(),
+                            aggregation_temporality: temporality,
+                        })
+                    });
+                    if let metric::Data::ExponentialHistogram(h) = data {
+                        h.data_points.push(ExponentialHistogramDataPoint {
+                            attributes: attributes.clone(),
+                            start_time_unix_nano: start,
+                            time_unix_nano: end,
+                            count: e.count,
+                            sum: Some(e.sum),
+                            min: Some(e.min),
+                            max: Some(e.max),
+                            scale: e.scale,
+                            zero_count: e.zero_count,
+                            positive: Some(otlp_buckets(&e.positive)),
+                            negative: Some(otlp_buckets(&e.negative)),
+                            ..ExponentialHistogramDataPoint::default()
+                        });
+                    }
+                }
+                (scalar, kind) => {
+                    let value = match scalar {
+                        Value::U64(v) => number_data_point::Value::AsInt(*v as i64),
+                        Value::I64(v) => number_data_point::Value::AsInt(*v),
+                        Value::F64(v) => number_data_point::Value::AsDouble(*v),
+                        _ => unreachable!("handled above"),
+                    };
+                    let gauge = kind == metric_schema::InstrumentKind::Gauge;
+                    let data = metric.data.get_or_insert_with(|| {
+                        if gauge {
+                            metric::Data::Gauge(Gauge {
+                                data_points: Vec::new(),
+                            })
+                        } else {
+                            metric::Data::Sum(Sum {
+                                data_points: Vec::new(),
+                                aggregation_temporality: temporality,
+                                is_monotonic: kind.is_monotonic(),
+                            })
+                        }
+                    });
+                    match data {
+                        metric::Data::Gauge(g) => g.data_points.push(number(value)),
+                        metric::Data::Sum(s) => s.data_points.push(number(value)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: resource.iter().map(|(k, v)| key_value(k, v)).collect(),
+                ..Resource::default()
+            }),
+            scope_metrics: scopes
+                .into_iter()
+                .map(|(name, metrics)| ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: name.to_string(),
+                        ..InstrumentationScope::default()
+                    }),
+                    metrics: metrics.into_values().collect(),
+                    schema_url: String::new(),
+                })
+                .collect(),
+            schema_url: String::new(),
+        }],
+    }
+}
+
+fn resource() -> [(String, AttributeValue); 1] {
+    [(
         "service.name".to_string(),
         AttributeValue::Str("its".into()),
-    )];
-    let mut producer = Producer::new(IpcCompression::Zstd);
-    // The first batch of each stream carries the schemas.
-    let first = producer
-        .produce(&encode(&interval, &resource).expect("encodes"))
-        .expect("produces");
-    let steady = producer
-        .produce(&encode(&interval, &resource).expect("encodes"))
-        .expect("produces");
+    )]
+}
+
+/// Bytes per point in steady state: the OTAP stream (after its first batch) and OTLP
+/// (stateless), over `batches` intervals of `sets` sets with different values.
+fn wire_sizes(label: &str, sets: u32, batches: u64) {
+    let resource = resource();
+    let intervals: Vec<Interval> = (0..=batches).map(|b| interval(sets, 7 + b)).collect();
+    let points: u64 = intervals[1..].iter().map(|i| i.point_count() as u64).sum();
+    let mut ipc_zstd = Producer::new(IpcCompression::Zstd);
+    let mut ipc_plain = Producer::new(IpcCompression::None);
+    let (mut otap_ipc_zstd, mut otap_message_zstd, mut otlp_plain, mut otlp_zstd) = (0, 0, 0, 0);
+    for (n, interval) in intervals.iter().enumerate() {
+        let tables = encode(interval, &resource).expect("encodes");
+        let a = ipc_zstd.produce(&tables).expect("produces").encode_to_vec();
+        let b = ipc_plain
+            .produce(&tables)
+            .expect("produces")
+            .encode_to_vec();
+        let request = otlp(interval, &resource);
+        assert_eq!(count_otlp_points(&request), interval.point_count() as u64);
+        let request = request.encode_to_vec();
+        if n == 0 {
+            continue; // the stream's first batch carries the schemas and dictionaries
+        }
+        otap_ipc_zstd += a.len();
+        otap_message_zstd += zstd::bulk::compress(&b, 3).expect("compresses").len();
+        otlp_plain += request.len();
+        otlp_zstd += zstd::bulk::compress(&request, 3).expect("compresses").len();
+    }
+    let per = |bytes: usize| bytes as f64 / points as f64;
     eprintln!(
-        "otap wire size: {} points, first batch {} bytes, steady state {} bytes ({:.2} bytes/point)",
-        points,
-        first.encoded_len(),
-        steady.encoded_len(),
-        steady.encoded_len() as f64 / points as f64
+        "wire size, {label} ({} points per batch, {batches} batches): \
+         OTAP IPC zstd {:.2} B/point, OTAP IPC uncompressed + message zstd {:.2}, \
+         OTLP protobuf {:.2}, OTLP + message zstd {:.2}; OTAP/OTLP (both zstd) = {:.2} (IPC zstd), {:.2} (message zstd)",
+        points / batches,
+        per(otap_ipc_zstd),
+        per(otap_message_zstd),
+        per(otlp_plain),
+        per(otlp_zstd),
+        otap_ipc_zstd as f64 / otlp_zstd as f64,
+        otap_message_zstd as f64 / otlp_zstd as f64,
     );
+}
+
+fn otap_encode(c: &mut Criterion) {
+    wire_sizes("large interval", 64, 8);
+    wire_sizes("small interval", 2, 32);
+    let interval = interval(64, 7);
+    let points = interval.point_count() as u64;
+    let resource = resource();
     let mut group = c.benchmark_group("otap_encode");
     group.throughput(Throughput::Elements(points));
+    let mut producer = Producer::new(IpcCompression::Zstd);
     group.bench_function("encode_and_produce_zstd", |b| {
         b.iter(|| {
             let tables = encode(&interval, &resource).expect("encodes");
@@ -78,10 +344,42 @@ fn otap_encode(c: &mut Criterion) {
             plain.produce(&tables).expect("produces")
         });
     });
+    let mut plain = Producer::new(IpcCompression::None);
+    group.bench_function("encode_and_produce_then_message_zstd", |b| {
+        b.iter(|| {
+            let tables = encode(&interval, &resource).expect("encodes");
+            let bar = plain.produce(&tables).expect("produces");
+            zstd::bulk::compress(&bar.encode_to_vec(), 3).expect("compresses")
+        });
+    });
     group.bench_function("encode_only", |b| {
         b.iter(|| encode(&interval, &resource).expect("encodes"));
     });
+    group.bench_function("otlp_protobuf_build_and_encode", |b| {
+        b.iter(|| otlp(&interval, &resource).encode_to_vec());
+    });
+    group.bench_function("otlp_protobuf_build_encode_zstd", |b| {
+        b.iter(|| zstd::bulk::compress(&otlp(&interval, &resource).encode_to_vec(), 3));
+    });
     group.finish();
+}
+
+fn count_otlp_points(request: &ExportMetricsServiceRequest) -> u64 {
+    let mut n = 0;
+    for rm in &request.resource_metrics {
+        for sm in &rm.scope_metrics {
+            for m in &sm.metrics {
+                n += match &m.data {
+                    Some(metric::Data::Sum(s)) => s.data_points.len(),
+                    Some(metric::Data::Gauge(g)) => g.data_points.len(),
+                    Some(metric::Data::Histogram(h)) => h.data_points.len(),
+                    Some(metric::Data::ExponentialHistogram(h)) => h.data_points.len(),
+                    _ => 0,
+                };
+            }
+        }
+    }
+    n as u64
 }
 
 criterion_group!(benches, otap_encode);

@@ -121,6 +121,16 @@ pub struct WideSet {
 }
 
 impl WideSet {
+    /// Every field, in order.
+    pub fn fields(&self) -> [&Counter<u64>; 32] {
+        [
+            &self.f00, &self.f01, &self.f02, &self.f03, &self.f04, &self.f05, &self.f06, &self.f07,
+            &self.f08, &self.f09, &self.f10, &self.f11, &self.f12, &self.f13, &self.f14, &self.f15,
+            &self.f16, &self.f17, &self.f18, &self.f19, &self.f20, &self.f21, &self.f22, &self.f23,
+            &self.f24, &self.f25, &self.f26, &self.f27, &self.f28, &self.f29, &self.f30, &self.f31,
+        ]
+    }
+
     /// Makes the first `n` fields dirty (straight-line code: no array of references).
     #[inline(always)]
     pub fn dirty(&self, n: usize) {

@@ -1,10 +1,13 @@
 //! ITS intervals as the normalized OTAP metrics tables (sans I/O).
 //!
-//! The profile is the one `../shared/OTAP.md` §0.11 calls the simplest safe one: no
-//! dictionaries (plain `Utf8`/`Int64` columns), ids delta-encoded and attribute parent
-//! ids quasi-delta-encoded, rows sorted so that no delta is negative. One resource
-//! (from `engine.telemetry.resource`); one scope per series (the metric set's name, its
-//! entity attributes as scope attributes); one metric row per point.
+//! Ids delta-encoded and attribute parent ids quasi-delta-encoded, rows sorted so that
+//! no delta is negative (`../shared/OTAP.md` §0). One resource (from
+//! `engine.telemetry.resource`); one scope per series (the metric set's name, its
+//! entity attributes as scope attributes); one metric row per point. The root table's
+//! strings (name, description, unit, scope name) are `Dictionary<UInt16, Utf8>` with a
+//! dictionary of this batch only; the [`Producer`](crate::Producer) folds them into
+//! per-stream dictionaries with the narrowest keys OTAP allows. Optional columns that
+//! hold only nulls are left out.
 
 use std::sync::Arc;
 

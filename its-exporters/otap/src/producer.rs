@@ -4,7 +4,9 @@
 //! the schema and exactly one record batch, later payloads exactly one record batch; no
 //! end-of-stream marker is ever written; schema ids come from one counter across all
 //! payload types, and a payload type gets a new one (a schema reset) only when its
-//! schema changes; IPC bodies are zstd-compressed (or not, by configuration).
+//! schema changes (a column comes or goes, or a dictionary's keys widen); dictionaries
+//! are per IPC stream and grow by delta batches; IPC bodies are zstd-compressed (or
+//! not, by configuration).
 
 use std::collections::HashMap;
 
