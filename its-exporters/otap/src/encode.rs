@@ -544,6 +544,45 @@ fn buckets_struct(sides: &[&Buckets]) -> Result<StructArray, EncodeError> {
     )?)
 }
 
+/// The columns histogram and exponential histogram points share: parent, window,
+/// count, sum, min, max.
+struct Summaries {
+    parent: Vec<u16>,
+    t: Vec<(i64, i64)>,
+    count: UInt64Builder,
+    sum_min_max: [Float64Builder; 3],
+}
+
+impl Summaries {
+    fn with_capacity(n: usize) -> Self {
+        Summaries {
+            parent: Vec::with_capacity(n),
+            t: Vec::with_capacity(n),
+            count: UInt64Builder::with_capacity(n),
+            sum_min_max: std::array::from_fn(|_| Float64Builder::with_capacity(n)),
+        }
+    }
+
+    fn push(&mut self, parent: u16, t: (i64, i64), count: u64, sum_min_max: [f64; 3]) {
+        self.parent.push(parent);
+        self.t.push(t);
+        self.count.append_value(count);
+        for (builder, v) in self.sum_min_max.iter_mut().zip(sum_min_max) {
+            builder.append_value(v);
+        }
+    }
+
+    fn finish(&mut self) -> [(&'static str, ArrayRef); 4] {
+        let [sum, min, max] = &mut self.sum_min_max;
+        [
+            ("count", Arc::new(self.count.finish())),
+            ("sum", Arc::new(sum.finish())),
+            ("min", Arc::new(min.finish())),
+            ("max", Arc::new(max.finish())),
+        ]
+    }
+}
+
 #[expect(
     clippy::too_many_lines,
     reason = "three point tables, column by column"
@@ -568,26 +607,10 @@ fn points_tables(
         Vec::<i64>::with_capacity(numbers),
         Vec::<bool>::with_capacity(numbers),
     );
-    // HISTOGRAM_DATA_POINTS (Mmsc)
-    let n = mmscs;
-    let (mut h_parent, mut h_t, mut h_count, mut h_sum, mut h_min, mut h_max) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        UInt64Builder::with_capacity(n),
-        Float64Builder::with_capacity(n),
-        Float64Builder::with_capacity(n),
-        Float64Builder::with_capacity(n),
-    );
-    // EXP_HISTOGRAM_DATA_POINTS
+    // HISTOGRAM_DATA_POINTS (Mmsc), EXP_HISTOGRAM_DATA_POINTS
+    let mut mmsc = Summaries::with_capacity(mmscs);
+    let mut exp = Summaries::with_capacity(histograms);
     let n = histograms;
-    let (mut e_parent, mut e_t, mut e_count, mut e_sum, mut e_min, mut e_max) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        UInt64Builder::with_capacity(n),
-        Float64Builder::with_capacity(n),
-        Float64Builder::with_capacity(n),
-        Float64Builder::with_capacity(n),
-    );
     let (mut e_scale, mut e_zero) = (
         Int32Builder::with_capacity(n),
         UInt64Builder::with_capacity(n),
@@ -616,20 +639,20 @@ fn points_tables(
                 is_double.push(true);
             }
             Value::Mmsc(m) => {
-                h_parent.push(id);
-                h_t.push(window(interval, r.series));
-                h_count.append_value(m.count);
-                h_sum.append_value(m.sum);
-                h_min.append_value(m.min);
-                h_max.append_value(m.max);
+                mmsc.push(
+                    id,
+                    window(interval, r.series),
+                    m.count,
+                    [m.sum, m.min, m.max],
+                );
             }
             Value::Histogram(h) => {
-                e_parent.push(id);
-                e_t.push(window(interval, r.series));
-                e_count.append_value(h.count);
-                e_sum.append_value(h.sum);
-                e_min.append_value(h.min);
-                e_max.append_value(h.max);
+                exp.push(
+                    id,
+                    window(interval, r.series),
+                    h.count,
+                    [h.sum, h.min, h.max],
+                );
                 e_scale.append_value(h.scale);
                 e_zero.append_value(h.zero_count);
                 e_pos.push(&h.positive);
@@ -686,14 +709,9 @@ fn points_tables(
             table(fields.into_iter().map(Arc::new), columns)?,
         ));
     }
-    if !h_parent.is_empty() {
-        let (mut fields, mut columns) = common(&h_parent, &h_t);
-        for (name, column) in [
-            ("count", Arc::new(h_count.finish()) as ArrayRef),
-            ("sum", Arc::new(h_sum.finish())),
-            ("min", Arc::new(h_min.finish())),
-            ("max", Arc::new(h_max.finish())),
-        ] {
+    if !mmsc.parent.is_empty() {
+        let (mut fields, mut columns) = common(&mmsc.parent, &mmsc.t);
+        for (name, column) in mmsc.finish() {
             fields.push(Field::new(name, column.data_type().clone(), true));
             columns.push(column);
         }
@@ -702,20 +720,16 @@ fn points_tables(
             table(fields.into_iter().map(Arc::new), columns)?,
         ));
     }
-    if !e_parent.is_empty() {
-        let (mut fields, mut columns) = common(&e_parent, &e_t);
+    if !exp.parent.is_empty() {
+        let (mut fields, mut columns) = common(&exp.parent, &exp.t);
         let positive = buckets_struct(&e_pos)?;
         let negative = buckets_struct(&e_neg)?;
-        for (name, column) in [
-            ("count", Arc::new(e_count.finish()) as ArrayRef),
-            ("sum", Arc::new(e_sum.finish())),
-            ("min", Arc::new(e_min.finish())),
-            ("max", Arc::new(e_max.finish())),
-            ("scale", Arc::new(e_scale.finish())),
+        for (name, column) in exp.finish().into_iter().chain([
+            ("scale", Arc::new(e_scale.finish()) as ArrayRef),
             ("zero_count", Arc::new(e_zero.finish())),
             ("positive", Arc::new(positive)),
             ("negative", Arc::new(negative)),
-        ] {
+        ]) {
             fields.push(Field::new(name, column.data_type().clone(), true));
             columns.push(column);
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Int64Array, RecordBatch, UInt16Array};
+use arrow_buffer::ArrowNativeType;
 use arrow_ipc::reader::StreamReader;
 use arrow_schema::{DataType, Field, Schema};
 use its_exporter_otap::{IpcCompression, MetricsTables, PayloadType, Producer};
@@ -174,22 +175,19 @@ fn names_of(batch: &RecordBatch) -> (DataType, Vec<String>) {
 
 /// Dictionary values by key, for UInt8 or UInt16 keys.
 fn dictionary_values_by_key(column: &arrow_array::ArrayRef) -> Vec<String> {
-    use arrow_array::types::{UInt8Type, UInt16Type};
-    if let Some(d) = column.as_dictionary_opt::<UInt8Type>() {
+    fn values<K: arrow_array::types::ArrowDictionaryKeyType>(
+        d: &arrow_array::DictionaryArray<K>,
+    ) -> Vec<String> {
         let values = d.values().as_string::<i32>();
         d.keys()
             .values()
             .iter()
-            .map(|k| values.value(usize::from(*k)).to_owned())
+            .map(|k| values.value(k.as_usize()).to_owned())
             .collect()
-    } else {
-        let d = column.as_dictionary::<UInt16Type>();
-        let values = d.values().as_string::<i32>();
-        d.keys()
-            .values()
-            .iter()
-            .map(|k| values.value(usize::from(*k)).to_owned())
-            .collect()
+    }
+    match column.as_dictionary_opt::<arrow_array::types::UInt8Type>() {
+        Some(d) => values(d),
+        None => values(column.as_dictionary::<arrow_array::types::UInt16Type>()),
     }
 }
 
