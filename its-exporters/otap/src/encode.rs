@@ -176,14 +176,15 @@ fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, Encode
     if rows.is_empty() {
         return Ok(None);
     }
-    rows.sort_by(|a, b| {
-        (a.value.code(), a.key)
-            .cmp(&(b.value.code(), b.key))
-            .then(
-                a.value
-                    .partial_cmp(&b.value)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            )
+    rows.sort_unstable_by(|a, b| {
+        a.value
+            .code()
+            .cmp(&b.value.code())
+            .then_with(|| same_or_cmp(a.key, b.key))
+            .then_with(|| match (&a.value, &b.value) {
+                (AttrValue::Str(x), AttrValue::Str(y)) => same_or_cmp(x, y),
+                (x, y) => x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal),
+            })
             .then(a.parent.cmp(&b.parent))
     });
     let mut parent = Vec::with_capacity(rows.len());
@@ -268,13 +269,21 @@ struct MetricRow<'a> {
     value: &'a Value,
 }
 
+/// `a.cmp(b)`, without reading the bytes when both are the same string (keys and names
+/// come from `'static` descriptors, so equal ones usually share their address).
+fn same_or_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    if std::ptr::eq(a, b) {
+        std::cmp::Ordering::Equal
+    } else {
+        a.cmp(b)
+    }
+}
+
 /// A total order of series: set name, attribute set, attribute values, core, NUMA node.
 fn series_order(a: &Series, b: &Series) -> std::cmp::Ordering {
     let (x, y) = (&a.identity, &b.identity);
-    a.descriptor
-        .name
-        .cmp(b.descriptor.name)
-        .then_with(|| x.attributes.name.cmp(y.attributes.name))
+    same_or_cmp(a.descriptor.name, b.descriptor.name)
+        .then_with(|| same_or_cmp(x.attributes.name, y.attributes.name))
         .then_with(|| {
             x.values
                 .iter()
@@ -294,7 +303,7 @@ fn value_order(v: &AttributeValue, w: &AttributeValue) -> std::cmp::Ordering {
         AttributeValue::Bool(_) => 3,
     };
     match (v, w) {
-        (AttributeValue::Str(a), AttributeValue::Str(b)) => a.cmp(b),
+        (AttributeValue::Str(a), AttributeValue::Str(b)) => same_or_cmp(a, b),
         (AttributeValue::Int(a), AttributeValue::Int(b)) => a.cmp(b),
         (AttributeValue::Double(a), AttributeValue::Double(b)) => a.total_cmp(b),
         (AttributeValue::Bool(a), AttributeValue::Bool(b)) => a.cmp(b),
