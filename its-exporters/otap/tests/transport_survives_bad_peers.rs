@@ -155,6 +155,16 @@ struct Server {
 }
 
 fn serve(peer: Peer) -> Server {
+    serve_with(peer, None)
+}
+
+/// A self-signed certificate for 127.0.0.1: (certificate PEM, key PEM).
+fn certificate() -> (String, String) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    (certified.cert.pem(), certified.signing_key.serialize_pem())
+}
+
+fn serve_with(peer: Peer, tls: Option<(String, String)>) -> Server {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -169,8 +179,17 @@ fn serve(peer: Peer) -> Server {
         peer,
         seen: Arc::clone(&seen),
     };
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((cert, key)) = tls {
+        builder = builder
+            .tls_config(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(tonic::transport::Identity::from_pem(cert, key)),
+            )
+            .unwrap();
+    }
     runtime.spawn(
-        tonic::transport::Server::builder()
+        builder
             .add_service(service)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
@@ -435,4 +454,44 @@ fn a_receiver_that_never_answers_is_timed_out_within_a_bounded_window() {
     run.assert_conserved(30, 30);
     assert_eq!(run.get(|s| &s.batches_acked), 0);
     assert_eq!(run.logged("did not answer"), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn https_with_a_private_ca_delivers() {
+    let (cert, key) = certificate();
+    let dir = std::env::temp_dir().join(format!("its-otap-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &cert).unwrap();
+    let server = serve_with(Peer::Healthy, Some((cert, key)));
+    let mut run = start(format!("https://127.0.0.1:{}", server.port), |s| {
+        s.ca_file = Some(ca.clone());
+    });
+    run.push(6, 2);
+    run.close(Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(run.get(|s| &s.batches_acked), 6, "{:?}", run.logs);
+    assert_eq!(run.get(|s| &s.points_acked), 12);
+    assert_eq!(server.seen.streams.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn https_to_an_untrusted_certificate_is_a_counted_connect_failure() {
+    // The web PKI roots do not know a self-signed certificate.
+    let server = serve_with(Peer::Healthy, Some(certificate()));
+    let mut run = start(format!("https://127.0.0.1:{}", server.port), |_| {});
+    run.push(3, 1);
+    wait_until("failed TLS handshakes", || {
+        run.get(|s| &s.connect_failures) + run.get(|s| &s.stream_failures) >= 2
+    });
+    run.close(Duration::from_millis(200));
+    run.assert_conserved(3, 3);
+    assert_eq!(run.get(|s| &s.batches_acked), 0);
+    assert_eq!(
+        server.seen.streams.load(Ordering::SeqCst),
+        0,
+        "no call got through"
+    );
+    let logged = run.logged("cannot connect") + run.logged("refused the stream");
+    assert_eq!(logged, 1, "{:?}", run.logs);
 }
