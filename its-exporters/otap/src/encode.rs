@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    UInt8Builder, UInt64Builder,
+    BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, UInt8Builder,
+    UInt64Builder,
 };
 use arrow_array::types::UInt16Type;
 use arrow_array::{
@@ -170,6 +170,65 @@ impl<'a> AttrValue<'a> {
     }
 }
 
+/// A string column of sorted rows as a batch dictionary: a value equal to the previous
+/// row's reuses its key, so the work per row is one comparison (values may repeat in the
+/// dictionary; the producer folds them into the stream's unique ones).
+struct RunDictionary<'a> {
+    values: Vec<&'a str>,
+    /// Wider than the keys written, so that an overflow can still fall back.
+    keys: Vec<u32>,
+    valid: Vec<bool>,
+}
+
+impl<'a> RunDictionary<'a> {
+    fn with_capacity(n: usize) -> Self {
+        RunDictionary {
+            values: Vec::new(),
+            keys: Vec::with_capacity(n),
+            valid: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, value: Option<&'a str>) {
+        let Some(value) = value else {
+            self.keys.push(0);
+            self.valid.push(false);
+            return;
+        };
+        if self
+            .values
+            .last()
+            .is_none_or(|last| !std::ptr::eq(*last, value) && *last != value)
+        {
+            self.values.push(value);
+        }
+        self.keys.push((self.values.len() - 1) as u32);
+        self.valid.push(true);
+    }
+
+    /// `Dictionary<UInt16, Utf8>`, or plain `Utf8` when the values outnumber the keys.
+    fn finish(self) -> Result<ArrayRef, ArrowError> {
+        if self.values.len() > usize::from(u16::MAX) + 1 {
+            let plain: StringArray = self
+                .keys
+                .iter()
+                .zip(&self.valid)
+                .map(|(k, v)| v.then(|| self.values[*k as usize]))
+                .collect();
+            return Ok(Arc::new(plain));
+        }
+        let nulls = if self.valid.iter().all(|v| *v) {
+            None
+        } else {
+            Some(self.valid.iter().copied().collect::<NullBuffer>())
+        };
+        Ok(Arc::new(DictionaryArray::<UInt16Type>::try_new(
+            UInt16Array::new(self.keys.iter().map(|k| *k as u16).collect(), nulls),
+            Arc::new(StringArray::from_iter_values(self.values)),
+        )?))
+    }
+}
+
 /// RESOURCE_ATTRS / SCOPE_ATTRS (the u16 form), sorted by (type, key, value, parent)
 /// with quasi-delta parent ids.
 fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, EncodeError> {
@@ -190,11 +249,11 @@ fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, Encode
     let mut parent = Vec::with_capacity(rows.len());
     let n = rows.len();
     let (mut key, mut kind) = (
-        StringBuilder::with_capacity(n, n * 16),
+        RunDictionary::with_capacity(n),
         UInt8Builder::with_capacity(n),
     );
     let (mut strs, mut ints, mut doubles, mut bools) = (
-        StringBuilder::with_capacity(n, n * 16),
+        RunDictionary::with_capacity(n),
         Int64Builder::with_capacity(n),
         Float64Builder::with_capacity(n),
         BooleanBuilder::with_capacity(n),
@@ -208,12 +267,12 @@ fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, Encode
             row.parent
         });
         prev = Some(row);
-        key.append_value(row.key);
+        key.push(Some(row.key));
         kind.append_value(row.value.code());
-        match &row.value {
-            AttrValue::Str(v) => strs.append_value(v),
-            _ => strs.append_null(),
-        }
+        strs.push(match row.value {
+            AttrValue::Str(v) => Some(v),
+            _ => None,
+        });
         match row.value {
             AttrValue::Int(v) => ints.append_value(v),
             _ => ints.append_null(),
@@ -227,20 +286,21 @@ fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, Encode
             _ => bools.append_null(),
         }
     }
+    let (key, strs) = (key.finish()?, strs.finish()?);
     let schema = Schema::new(vec![
         id_field("parent_id", DataType::UInt16, false, "quasidelta"),
-        Field::new("key", DataType::Utf8, false),
+        Field::new("key", key.data_type().clone(), false),
         Field::new("type", DataType::UInt8, false),
-        Field::new("str", DataType::Utf8, true),
+        Field::new("str", strs.data_type().clone(), true),
         Field::new("int", DataType::Int64, true),
         Field::new("double", DataType::Float64, true),
         Field::new("bool", DataType::Boolean, true),
     ]);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt16Array::from(parent)),
-        Arc::new(key.finish()),
+        key,
         Arc::new(kind.finish()),
-        Arc::new(strs.finish()),
+        strs,
         Arc::new(ints.finish()),
         Arc::new(doubles.finish()),
         Arc::new(bools.finish()),

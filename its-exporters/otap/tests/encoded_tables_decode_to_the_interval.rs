@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{
-    Array, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    StructArray, UInt8Array, UInt16Array,
+    Array, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StructArray,
+    UInt8Array, UInt16Array,
 };
 use arrow_schema::DataType;
 use its_exporter_otap::{PayloadType, encode};
@@ -212,20 +212,20 @@ fn number_points_point_back_to_their_metric_rows() {
 /// OTAP §4.3: quasi-delta parent ids of an attribute table.
 fn attributes(batch: &RecordBatch) -> Vec<(u16, String, String)> {
     let parent = column::<UInt16Array>(batch, "parent_id");
-    let key = column::<StringArray>(batch, "key");
+    let key = strings(batch, "key");
     let kind = column::<UInt8Array>(batch, "type");
-    let s = column::<StringArray>(batch, "str");
+    let s = strings(batch, "str");
     let i = column::<Int64Array>(batch, "int");
     let mut out = Vec::new();
     let mut prev: Option<(u8, String, String)> = None;
     let mut prev_pid = 0u16;
     for row in 0..batch.num_rows() {
         let value = match kind.value(row) {
-            1 => s.value(row).to_string(),
+            1 => s[row].clone(),
             2 => i.value(row).to_string(),
             other => panic!("type {other}"),
         };
-        let this = (kind.value(row), key.value(row).to_string(), value.clone());
+        let this = (kind.value(row), key[row].clone(), value.clone());
         let pid = if prev.as_ref() == Some(&this) {
             prev_pid + parent.value(row)
         } else {
@@ -233,7 +233,7 @@ fn attributes(batch: &RecordBatch) -> Vec<(u16, String, String)> {
         };
         prev = Some(this);
         prev_pid = pid;
-        out.push((pid, key.value(row).to_string(), value));
+        out.push((pid, key[row].clone(), value));
     }
     out.sort();
     out
