@@ -4,8 +4,8 @@
 //! no delta is negative (`../shared/OTAP.md` §0). One resource (from
 //! `engine.telemetry.resource`); one scope per series (the metric set's name, its
 //! entity attributes as scope attributes); one metric row per point. The root table's
-//! strings (name, description, unit, scope name) are `Dictionary<UInt16, Utf8>` with a
-//! dictionary of this batch only; the [`Producer`](crate::Producer) folds them into
+//! strings (name, description, unit, scope name) and the attribute tables' keys and
+//! string values are `Dictionary<UInt16, Utf8>` with a dictionary of this batch only; the [`Producer`](crate::Producer) folds them into
 //! per-stream dictionaries with the narrowest keys OTAP allows. Optional columns that
 //! hold only nulls are left out.
 
