@@ -288,7 +288,7 @@ fn wire_sizes(label: &str, sets: u32, batches: u64) {
     let points: u64 = intervals[1..].iter().map(|i| i.point_count() as u64).sum();
     let mut ipc_zstd = Producer::new(IpcCompression::Zstd);
     let mut ipc_plain = Producer::new(IpcCompression::None);
-    let (mut otap_ipc_zstd, mut otap_plain, mut otap_message_zstd) = (0, 0, 0);
+    let (mut otap_ipc_zstd, mut otap_uncompressed, mut otap_message_zstd) = (0, 0, 0);
     let (mut otlp_plain, mut otlp_zstd) = (0, 0);
     for (n, interval) in intervals.iter().enumerate() {
         let tables = encode(interval, &resource).expect("encodes");
@@ -304,7 +304,7 @@ fn wire_sizes(label: &str, sets: u32, batches: u64) {
             continue; // the stream's first batch carries the schemas and dictionaries
         }
         otap_ipc_zstd += a.len();
-        otap_plain += b.len();
+        otap_uncompressed += b.len();
         otap_message_zstd += zstd::bulk::compress(&b, 3).expect("compresses").len();
         otlp_plain += request.len();
         otlp_zstd += zstd::bulk::compress(&request, 3).expect("compresses").len();
@@ -316,7 +316,7 @@ fn wire_sizes(label: &str, sets: u32, batches: u64) {
          OTLP protobuf {:.2}, OTLP + message zstd {:.2}; OTAP/OTLP (both zstd) = {:.2} (IPC zstd), {:.2} (message zstd)",
         points / batches,
         per(otap_ipc_zstd),
-        per(otap_plain),
+        per(otap_uncompressed),
         per(otap_message_zstd),
         per(otlp_plain),
         per(otlp_zstd),
