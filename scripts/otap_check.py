@@ -106,6 +106,7 @@ BUCKETS = pa.struct([("offset", pa.int32()), ("bucket_counts", pa.list_(pa.uint6
 ATTRS = {"parent_id": (pa.uint16(), True), "key": (pa.string(), True), "type": (pa.uint8(), True),
          "str": (pa.string(), False), "int": (pa.int64(), False), "double": (pa.float64(), False),
          "bool": (pa.bool_(), False)}
+DP_ATTRS = dict(ATTRS, parent_id=(pa.uint32(), True))
 TABLES = {
     1: ("RESOURCE_ATTRS", ATTRS),
     2: ("SCOPE_ATTRS", ATTRS),
@@ -132,12 +133,16 @@ TABLES = {
         "sum": (pa.float64(), False), "min": (pa.float64(), False), "max": (pa.float64(), False),
         "scale": (pa.int32(), False), "zero_count": (pa.uint64(), False), "zero_threshold": (pa.float64(), False),
         "positive": (BUCKETS, False), "negative": (BUCKETS, False), "flags": (pa.uint32(), False)}),
+    15: ("NUMBER_DP_ATTRS", DP_ATTRS),
+    17: ("HISTOGRAM_DP_ATTRS", DP_ATTRS),
+    18: ("EXP_HISTOGRAM_DP_ATTRS", DP_ATTRS),
 }
 
 
-DICT8 = {(10, "name"), (10, "description"), (10, "unit"), (10, "schema_url"), (10, "aggregation_temporality"),
-         (1, "key"), (2, "key")}
-DICT16 = {(1, "str"), (2, "str"), (1, "int"), (2, "int")}
+ATTR_TABLES = (1, 2, 15, 17, 18)
+DICT8 = {(10, "name"), (10, "description"), (10, "unit"), (10, "schema_url"), (10, "aggregation_temporality")} | \
+        {(t, "key") for t in ATTR_TABLES} | {(t, "parent_id") for t in (15, 17, 18)}
+DICT16 = {(t, c) for t in ATTR_TABLES for c in ("str", "int")}
 
 
 def check_columns(kind, schema):
@@ -280,8 +285,13 @@ def check_stream(bars, totals):
             dp = tables[11]
             parents = undelta(dp.column("parent_id").to_pylist())
             ints = dp.column("int_value").to_pylist() if "int_value" in dp.column_names else [None] * dp.num_rows
-            for parent, value in zip(parents, ints):
-                attrs = scope_attrs.get(scope_ids[parent], {})
+            # Data-point ids (delta) and their attributes (the kept core.id).
+            dp_ids = undelta(dp.column("id").to_pylist()) if "id" in dp.column_names else [None] * dp.num_rows
+            dp_attrs = attributes(tables[15]) if 15 in tables else {}
+            assert not dp_attrs or "id" in dp.column_names, "point attributes without point ids"
+            for parent, value, dp_id in zip(parents, ints, dp_ids):
+                attrs = dict(scope_attrs.get(scope_ids[parent], {}))
+                attrs.update(dp_attrs.get(dp_id, {}))
                 if scope_names[parent] == "engine.node" and attrs.get("pipeline.group") == "demo" and value is not None:
                     totals[(attrs["node.id"], attrs.get("core.id"), names[parent])] += value
         if 14 in tables:

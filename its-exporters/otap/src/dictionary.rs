@@ -38,7 +38,14 @@ impl KeyWidth {
     /// The narrowest width OTAP allows for `column` of `kind` (`path` is the column
     /// name, or `struct.child`).
     pub(crate) fn narrowest(kind: PayloadType, path: &str) -> KeyWidth {
-        let attrs = matches!(kind, PayloadType::ResourceAttrs | PayloadType::ScopeAttrs);
+        let attrs = matches!(
+            kind,
+            PayloadType::ResourceAttrs
+                | PayloadType::ScopeAttrs
+                | PayloadType::NumberDpAttrs
+                | PayloadType::HistogramDpAttrs
+                | PayloadType::ExpHistogramDpAttrs
+        );
         if attrs && matches!(path, "str" | "int" | "bytes" | "ser") {
             KeyWidth::U16
         } else {

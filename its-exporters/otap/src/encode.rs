@@ -18,7 +18,7 @@ use arrow_array::builder::{
 use arrow_array::types::UInt16Type;
 use arrow_array::{
     ArrayRef, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray, StructArray,
-    TimestampNanosecondArray, UInt16Array,
+    TimestampNanosecondArray, UInt16Array, UInt32Array,
 };
 use arrow_buffer::NullBuffer;
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
@@ -41,6 +41,12 @@ pub enum PayloadType {
     HistogramDataPoints = 13,
     /// Exponential histogram points.
     ExpHistogramDataPoints = 14,
+    /// Attributes of number points (the kept `core.id` / `numa.node`).
+    NumberDpAttrs = 15,
+    /// Attributes of histogram points.
+    HistogramDpAttrs = 17,
+    /// Attributes of exponential histogram points.
+    ExpHistogramDpAttrs = 18,
 }
 
 /// The tables of one interval; empty tables are left out.
@@ -136,7 +142,7 @@ fn delta_u16(values: &[u16]) -> Vec<u16> {
 /// One attribute row before sorting and quasi-delta encoding.
 #[derive(Debug, Clone, PartialEq)]
 struct AttrRow<'a> {
-    parent: u16,
+    parent: u32,
     key: &'a str,
     value: AttrValue<'a>,
 }
@@ -231,7 +237,18 @@ impl<'a> RunDictionary<'a> {
 
 /// RESOURCE_ATTRS / SCOPE_ATTRS (the u16 form), sorted by (type, key, value, parent)
 /// with quasi-delta parent ids.
-fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, EncodeError> {
+/// The width of an attribute table's `parent_id`: UInt16 for resource and scope
+/// attributes, UInt32 for data-point attributes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ParentWidth {
+    U16,
+    U32,
+}
+
+fn attrs_table(
+    mut rows: Vec<AttrRow<'_>>,
+    width: ParentWidth,
+) -> Result<Option<RecordBatch>, EncodeError> {
     if rows.is_empty() {
         return Ok(None);
     }
@@ -287,8 +304,17 @@ fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, Encode
         }
     }
     let (key, strs) = (key.finish()?, strs.finish()?);
+    let (parent_type, parent): (DataType, ArrayRef) = match width {
+        ParentWidth::U16 => (
+            DataType::UInt16,
+            Arc::new(UInt16Array::from_iter_values(
+                parent.iter().map(|p| *p as u16),
+            )),
+        ),
+        ParentWidth::U32 => (DataType::UInt32, Arc::new(UInt32Array::from(parent))),
+    };
     let schema = Schema::new(vec![
-        id_field("parent_id", DataType::UInt16, false, "quasidelta"),
+        id_field("parent_id", parent_type, false, "quasidelta"),
         Field::new("key", key.data_type().clone(), false),
         Field::new("type", DataType::UInt8, false),
         Field::new("str", strs.data_type().clone(), true),
@@ -297,7 +323,7 @@ fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, Encode
         Field::new("bool", DataType::Boolean, true),
     ]);
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt16Array::from(parent)),
+        parent,
         key,
         Arc::new(kind.finish()),
         strs,
@@ -381,30 +407,30 @@ pub fn encode(
     series.sort_by(|a, b| series_order(a, b));
     let mut rows: Vec<MetricRow<'_>> = Vec::with_capacity(interval.point_count());
     let mut scope_attrs = Vec::with_capacity(series.len() * 4);
-    for (scope, s) in series.iter().enumerate() {
-        let scope = u16_id(scope, "scopes")?;
-        let keys = s.identity.attributes.keys();
-        for (k, v) in keys.iter().zip(&s.identity.values) {
-            scope_attrs.push(AttrRow {
-                parent: scope,
-                key: k.key,
-                value: AttrValue::of(v),
-            });
-        }
-        for (key, value) in [
-            ("core.id", s.identity.core),
-            ("numa.node", s.identity.numa_node),
-        ] {
-            if let Some(v) = value
-                && !keys.iter().any(|k| k.key == key)
-            {
+    // One scope per metric set and entity attributes; series that differ only in the
+    // kept core or NUMA node share it (they are adjacent in this order), and their
+    // points carry `core.id` / `numa.node` as data-point attributes.
+    let mut scope = None::<u16>;
+    let mut previous: Option<&Series> = None;
+    for s in &series {
+        let same_scope = previous.is_some_and(|p| {
+            std::ptr::eq(p.descriptor, s.descriptor)
+                && std::ptr::eq(p.identity.attributes, s.identity.attributes)
+                && p.identity.values == s.identity.values
+        });
+        previous = Some(s);
+        if !same_scope {
+            let next = scope.map_or(Ok(0), |id| u16_id(usize::from(id) + 1, "scopes"))?;
+            scope = Some(next);
+            for (k, v) in s.identity.attributes.keys().iter().zip(&s.identity.values) {
                 scope_attrs.push(AttrRow {
-                    parent: scope,
-                    key,
-                    value: AttrValue::Int(i64::from(v)),
+                    parent: u32::from(next),
+                    key: k.key,
+                    value: AttrValue::of(v),
                 });
             }
         }
+        let scope = scope.expect("set above");
         for p in &s.points {
             rows.push(MetricRow {
                 scope,
@@ -432,10 +458,10 @@ pub fn encode(
     let mut tables = vec![(PayloadType::UnivariateMetrics, root_table(interval, &rows)?)];
     let points = points_tables(interval, &rows)?;
     tables.extend(points);
-    if let Some(t) = attrs_table(resource_attrs)? {
+    if let Some(t) = attrs_table(resource_attrs, ParentWidth::U16)? {
         tables.push((PayloadType::ResourceAttrs, t));
     }
-    if let Some(t) = attrs_table(scope_attrs)? {
+    if let Some(t) = attrs_table(scope_attrs, ParentWidth::U16)? {
         tables.push((PayloadType::ScopeAttrs, t));
     }
     Ok(MetricsTables { tables })
@@ -686,8 +712,15 @@ fn points_tables(
     );
     let (mut e_pos, mut e_neg): (Vec<&Buckets>, Vec<&Buckets>) =
         (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut number_attrs, mut mmsc_attrs, mut exp_attrs) = (Vec::new(), Vec::new(), Vec::new());
     for (id, r) in rows.iter().enumerate() {
         let id = id as u16;
+        let attrs = match r.value {
+            Value::U64(_) | Value::I64(_) | Value::F64(_) => (&mut number_attrs, parent.len()),
+            Value::Mmsc(_) => (&mut mmsc_attrs, mmsc.parent.len()),
+            Value::Histogram(_) => (&mut exp_attrs, exp.parent.len()),
+        };
+        point_attributes(r.series, attrs.1, attrs.0)?;
         match r.value {
             Value::U64(v) => {
                 parent.push(id);
@@ -729,24 +762,31 @@ fn points_tables(
             }
         }
     }
-    let common = |parent: &[u16], t: &[(i64, i64)]| -> (Vec<Field>, Vec<ArrayRef>) {
-        let start: Vec<i64> = t.iter().map(|w| w.0).collect();
-        let end: Vec<i64> = t.iter().map(|w| w.1).collect();
-        (
-            vec![
+    // Points with attributes need ids: 0, 1, 2, … in row order, delta-encoded (a
+    // first 0, then ones).
+    let common =
+        |parent: &[u16], t: &[(i64, i64)], with_ids: bool| -> (Vec<Field>, Vec<ArrayRef>) {
+            let start: Vec<i64> = t.iter().map(|w| w.0).collect();
+            let end: Vec<i64> = t.iter().map(|w| w.1).collect();
+            let mut fields = vec![
                 id_field("parent_id", DataType::UInt16, false, "delta"),
                 Field::new("start_time_unix_nano", timestamp(), true),
                 Field::new("time_unix_nano", timestamp(), true),
-            ],
-            vec![
+            ];
+            let mut columns = vec![
                 Arc::new(UInt16Array::from(delta_u16(parent))) as ArrayRef,
                 Arc::new(TimestampNanosecondArray::from(start)),
                 Arc::new(TimestampNanosecondArray::from(end)),
-            ],
-        )
-    };
+            ];
+            if with_ids {
+                fields.insert(0, id_field("id", DataType::UInt32, true, "delta"));
+                let ids = (0..parent.len()).map(|i| u32::from(i > 0));
+                columns.insert(0, Arc::new(UInt32Array::from_iter_values(ids)));
+            }
+            (fields, columns)
+        };
     if !parent.is_empty() {
-        let (mut fields, mut columns) = common(&parent, &t);
+        let (mut fields, mut columns) = common(&parent, &t, !number_attrs.is_empty());
         let doubles = is_double.iter().filter(|d| **d).count();
         let (int_nulls, double_nulls) = if doubles == 0 || doubles == is_double.len() {
             (None, None)
@@ -779,7 +819,7 @@ fn points_tables(
         ));
     }
     if !mmsc.parent.is_empty() {
-        let (mut fields, mut columns) = common(&mmsc.parent, &mmsc.t);
+        let (mut fields, mut columns) = common(&mmsc.parent, &mmsc.t, !mmsc_attrs.is_empty());
         for (name, column) in mmsc.finish() {
             fields.push(Field::new(name, column.data_type().clone(), true));
             columns.push(column);
@@ -790,7 +830,7 @@ fn points_tables(
         ));
     }
     if !exp.parent.is_empty() {
-        let (mut fields, mut columns) = common(&exp.parent, &exp.t);
+        let (mut fields, mut columns) = common(&exp.parent, &exp.t, !exp_attrs.is_empty());
         let positive = buckets_struct(&e_pos)?;
         let negative = buckets_struct(&e_neg)?;
         for (name, column) in exp.finish().into_iter().chain([
@@ -807,5 +847,42 @@ fn points_tables(
             table(fields.into_iter().map(Arc::new), columns)?,
         ));
     }
+    for (kind, attrs) in [
+        (PayloadType::NumberDpAttrs, number_attrs),
+        (PayloadType::HistogramDpAttrs, mmsc_attrs),
+        (PayloadType::ExpHistogramDpAttrs, exp_attrs),
+    ] {
+        if let Some(t) = attrs_table(attrs, ParentWidth::U32)? {
+            out.push((kind, t));
+        }
+    }
     Ok(out)
+}
+
+/// The kept `core.id` and `numa.node` of `series` as attributes of data point `id`
+/// (unless the set's own attributes already name them).
+fn point_attributes<'a>(
+    series: &'a Series,
+    id: usize,
+    out: &mut Vec<AttrRow<'a>>,
+) -> Result<(), EncodeError> {
+    let keys = series.identity.attributes.keys();
+    for (key, value) in [
+        ("core.id", series.identity.core),
+        ("numa.node", series.identity.numa_node),
+    ] {
+        if let Some(v) = value
+            && !keys.iter().any(|k| k.key == key)
+        {
+            out.push(AttrRow {
+                parent: u32::try_from(id).map_err(|_| EncodeError::TooManyRows {
+                    what: "data points",
+                    count: id + 1,
+                })?,
+                key,
+                value: AttrValue::Int(i64::from(v)),
+            });
+        }
+    }
+    Ok(())
 }

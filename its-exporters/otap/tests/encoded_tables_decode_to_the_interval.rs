@@ -87,7 +87,10 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
 /// A string column, plain or dictionary-encoded (the encoder gives each batch its own
 /// `Dictionary<UInt16, Utf8>`), as values.
 fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
-    let column = batch.column_by_name(name).unwrap();
+    // A left-out optional column reads as all null.
+    let Some(column) = batch.column_by_name(name) else {
+        return vec![String::new(); batch.num_rows()];
+    };
     if let Some(dict) = column.as_dictionary_opt::<arrow_array::types::UInt16Type>() {
         let values = dict.values().as_string::<i32>();
         dict.keys()
@@ -209,27 +212,44 @@ fn number_points_point_back_to_their_metric_rows() {
     assert_eq!(tables.point_count(), 4 + 2);
 }
 
+/// A UInt16 or UInt32 id column, as u32.
+fn ids(batch: &RecordBatch, name: &str) -> Vec<u32> {
+    let column = batch.column_by_name(name).unwrap();
+    match column.as_primitive_opt::<arrow_array::types::UInt16Type>() {
+        Some(c) => c.values().iter().map(|v| u32::from(*v)).collect(),
+        None => column
+            .as_primitive::<arrow_array::types::UInt32Type>()
+            .values()
+            .to_vec(),
+    }
+}
+
 /// OTAP §4.3: quasi-delta parent ids of an attribute table.
-fn attributes(batch: &RecordBatch) -> Vec<(u16, String, String)> {
-    let parent = column::<UInt16Array>(batch, "parent_id");
+fn attributes(batch: &RecordBatch) -> Vec<(u32, String, String)> {
+    let parent = ids(batch, "parent_id");
     let key = strings(batch, "key");
     let kind = column::<UInt8Array>(batch, "type");
     let s = strings(batch, "str");
-    let i = column::<Int64Array>(batch, "int");
+    let i = batch
+        .column_by_name("int")
+        .map(AsArray::as_primitive::<arrow_array::types::Int64Type>);
     let mut out = Vec::new();
     let mut prev: Option<(u8, String, String)> = None;
-    let mut prev_pid = 0u16;
+    let mut prev_pid = 0u32;
     for row in 0..batch.num_rows() {
         let value = match kind.value(row) {
             1 => s[row].clone(),
-            2 => i.value(row).to_string(),
+            2 => i
+                .expect("an int attribute needs the int column")
+                .value(row)
+                .to_string(),
             other => panic!("type {other}"),
         };
         let this = (kind.value(row), key[row].clone(), value.clone());
         let pid = if prev.as_ref() == Some(&this) {
-            prev_pid + parent.value(row)
+            prev_pid + parent[row]
         } else {
-            parent.value(row)
+            parent[row]
         };
         prev = Some(this);
         prev_pid = pid;
@@ -285,5 +305,64 @@ fn an_empty_interval_has_only_an_empty_root() {
             .unwrap()
             .num_rows(),
         0
+    );
+}
+
+#[test]
+fn a_kept_core_is_a_data_point_attribute_of_one_shared_scope() {
+    let (sender, queue) = metric_schema::channel(16);
+    let mut reporters = Vec::new();
+    for (core, requests) in [(0, 5), (1, 7)] {
+        let mut r = Reporter::new(sender.clone(), core, 0);
+        let set = r.register::<Kinds, _>(&Who {
+            name: "a".into(),
+            shard: 1,
+        });
+        set.requests.add(requests);
+        r.report();
+        reporters.push((r, set));
+    }
+    let keep = Keep {
+        core: true,
+        numa_node: false,
+    };
+    let mut agg = Aggregator::new(keep, 0);
+    while let Some(batch) = queue.try_recv() {
+        agg.apply(&batch);
+    }
+    let interval = agg.take(1_000, &[Temporality::Delta]).remove(0);
+    let tables = encode(&interval, &[]).unwrap();
+    // One scope: the set and its own attributes, not the core.
+    let scope = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
+    assert_eq!(
+        scope,
+        vec![
+            (0, "test.name".into(), "a".into()),
+            (0, "test.shard".into(), "1".into()),
+        ]
+    );
+    // Two points, with ids, each with its core.
+    let dp = tables.get(PayloadType::NumberDataPoints).unwrap();
+    let mut sum = 0u32;
+    let point_ids: Vec<u32> = ids(dp, "id")
+        .iter()
+        .map(|d| {
+            sum += d;
+            sum
+        })
+        .collect();
+    assert_eq!(point_ids, [0, 1]);
+    let values = column::<Int64Array>(dp, "int_value");
+    let dp_attrs = attributes(tables.get(PayloadType::NumberDpAttrs).unwrap());
+    let by_core: BTreeMap<String, i64> = dp_attrs
+        .iter()
+        .map(|(point, key, core)| {
+            assert_eq!(key, "core.id");
+            (core.clone(), values.value(*point as usize))
+        })
+        .collect();
+    assert_eq!(
+        by_core,
+        BTreeMap::from([("0".to_string(), 5), ("1".to_string(), 7)])
     );
 }

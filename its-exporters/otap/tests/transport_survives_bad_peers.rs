@@ -437,8 +437,10 @@ fn a_receiver_that_never_answers_is_timed_out_within_a_bounded_window() {
         s.queue_capacity = 16;
     });
     run.push(30, 1);
-    // 30 pushed into a queue of 16: 14 pushed out at once.
-    assert_eq!(run.get(|s| &s.batches_dropped), 14);
+    // 30 pushed into a queue of 16 while the transport may already hold up to 4 in
+    // flight: between 10 and 14 pushed out at once, never more held than 16 + 4.
+    let pushed_out = run.get(|s| &s.batches_dropped);
+    assert!((10..=14).contains(&pushed_out), "{pushed_out}");
     wait_until("two silent streams timed out", || {
         run.get(|s| &s.ack_timeouts) >= 2
     });
