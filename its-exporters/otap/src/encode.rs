@@ -2,8 +2,10 @@
 //!
 //! Ids delta-encoded and attribute parent ids quasi-delta-encoded, rows sorted so that
 //! no delta is negative (`../shared/OTAP.md` §0). One resource (from
-//! `engine.telemetry.resource`); one scope per series (the metric set's name, its
-//! entity attributes as scope attributes); one metric row per point. The root table's
+//! `engine.telemetry.resource`); one scope per metric set and entity attributes (the
+//! set's name, its attributes as scope attributes); one metric row per point; a kept
+//! `core.id` / `numa.node` as data-point attributes (the `*_DP_ATTRS` tables, with
+//! point ids). The root table's
 //! strings (name, description, unit, scope name) and the attribute tables' keys and
 //! string values are `Dictionary<UInt16, Utf8>` with a dictionary of this batch only; the [`Producer`](crate::Producer) folds them into
 //! per-stream dictionaries with the narrowest keys OTAP allows. Optional columns that
