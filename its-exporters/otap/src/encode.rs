@@ -5,9 +5,9 @@
 //! `engine.telemetry.resource`); one scope per metric set and entity attributes (the
 //! set's name, its attributes as scope attributes); one metric row per point; a kept
 //! `core.id` / `numa.node` as data-point attributes (the `*_DP_ATTRS` tables, with
-//! point ids). The root table's
-//! strings (name, description, unit, scope name) and the attribute tables' keys and
-//! string values are `Dictionary<UInt16, Utf8>` with a dictionary of this batch only; the [`Producer`](crate::Producer) folds them into
+//! point ids). The root table's strings (name, description, unit, scope name) and the
+//! attribute tables' keys and string values are `Dictionary<UInt16, Utf8>` with a
+//! dictionary of this batch only; the [`Producer`](crate::Producer) folds them into
 //! per-stream dictionaries with the narrowest keys OTAP allows. Optional columns that
 //! hold only nulls are left out.
 
