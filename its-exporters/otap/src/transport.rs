@@ -407,6 +407,9 @@ impl LogOnce {
 enum StreamEnd {
     /// Closing and nothing left to send: done.
     Finished,
+    /// The receiver ended an idle stream (nothing unanswered): reconnect when there is
+    /// work, without a backoff and without counting a failure.
+    Idle,
     /// A failure; reconnect after a backoff.
     Failed,
 }
@@ -461,6 +464,7 @@ impl Transport {
             };
             match self.stream(channel, &mut backoff).await {
                 StreamEnd::Finished => return,
+                StreamEnd::Idle => {}
                 StreamEnd::Failed => {
                     bump(&self.shared.stats.stream_failures, 1);
                     self.back_off(&mut backoff).await;
@@ -584,6 +588,9 @@ impl Transport {
             };
             tokio::select! {
                 message = inbound.message() => match message {
+                    // Servers end streams that sat idle (or too long): not a failure
+                    // when nothing was waiting for an answer.
+                    Ok(None) | Err(_) if in_flight.is_empty() => return StreamEnd::Idle,
                     Ok(Some(status)) => {
                         if let Err(retryable) = self.answer(&status, &mut in_flight) {
                             self.fail_in_flight(in_flight, retryable);

@@ -34,6 +34,8 @@ enum Peer {
     UnknownIds,
     /// Reads everything, answers nothing.
     Silent,
+    /// OK for the first batch, then ends the stream (as a server ending idle streams).
+    EndsAfterOne,
 }
 
 #[derive(Default)]
@@ -126,6 +128,10 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                         status(bar.batch_id, tonic::Code::Ok),
                     ],
                     Peer::Silent => Vec::new(),
+                    Peer::EndsAfterOne => {
+                        let _ = tx.send(Ok(status(bar.batch_id, tonic::Code::Ok))).await;
+                        return;
+                    }
                 };
                 for answer in answers {
                     if tx.send(Ok(answer)).await.is_err() {
@@ -496,4 +502,17 @@ fn https_to_an_untrusted_certificate_is_a_counted_connect_failure() {
     );
     let logged = run.logged("cannot connect") + run.logged("refused the stream");
     assert_eq!(logged, 1, "{:?}", run.logs);
+}
+
+#[test]
+fn a_receiver_ending_an_idle_stream_is_not_a_failure() {
+    let server = serve(Peer::EndsAfterOne);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |_| {});
+    run.push(1, 3);
+    wait_until("the batch acked", || run.get(|s| &s.batches_acked) == 1);
+    run.close(Duration::from_secs(5));
+    assert_eq!(run.get(|s| &s.points_acked), 3);
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert_eq!(run.get(|s| &s.batches_dropped), 0);
+    assert!(run.logs.lock().unwrap().is_empty(), "{:?}", run.logs);
 }
