@@ -406,7 +406,7 @@ pub fn encode(
 ) -> Result<MetricsTables, EncodeError> {
     // Scopes in a stable order: by set name, then attributes.
     let mut series: Vec<&Series> = interval.series.iter().collect();
-    series.sort_by(|a, b| series_order(a, b));
+    series.sort_unstable_by(|a, b| series_order(a, b));
     let mut rows: Vec<MetricRow<'_>> = Vec::with_capacity(interval.point_count());
     let mut scope_attrs = Vec::with_capacity(series.len() * 4);
     // One scope per metric set and entity attributes; series that differ only in the
