@@ -24,6 +24,8 @@ use tokio_stream::StreamExt;
 enum Peer {
     /// OK for every batch.
     Healthy,
+    /// OK for every batch, and takes gzip-compressed messages (the others do not).
+    HealthyGzip,
     /// Reads one batch, then ends the stream without answering.
     ClosesStream,
     /// UNAVAILABLE for every batch of the first `n` streams, OK afterwards.
@@ -72,9 +74,11 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for FakeReceiver {
         let handler = self.clone();
         Box::pin(async move {
             let codec = tonic_prost::ProstCodec::<BatchStatus, BatchArrowRecords>::default();
-            Ok(tonic::server::Grpc::new(codec)
-                .streaming(handler, request)
-                .await)
+            let mut grpc = tonic::server::Grpc::new(codec);
+            if handler.peer == Peer::HealthyGzip {
+                grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+            }
+            Ok(grpc.streaming(handler, request).await)
         })
     }
 }
@@ -117,7 +121,7 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     Peer::Unavailable { streams } if stream_no < streams => {
                         vec![status(bar.batch_id, tonic::Code::Unavailable)]
                     }
-                    Peer::Healthy | Peer::Unavailable { .. } => {
+                    Peer::Healthy | Peer::HealthyGzip | Peer::Unavailable { .. } => {
                         vec![status(bar.batch_id, tonic::Code::Ok)]
                     }
                     Peer::InvalidArgument => {
@@ -515,4 +519,25 @@ fn a_receiver_ending_an_idle_stream_is_not_a_failure() {
     assert_eq!(run.get(|s| &s.stream_failures), 0);
     assert_eq!(run.get(|s| &s.batches_dropped), 0);
     assert!(run.logs.lock().unwrap().is_empty(), "{:?}", run.logs);
+}
+
+#[test]
+fn grpc_compression_compresses_the_messages() {
+    let gzip = |s: &mut TransportSettings| {
+        s.grpc_compression = its_exporter_otap::GrpcCompression::Gzip;
+    };
+    // A receiver that takes gzip gets everything.
+    let server = serve(Peer::HealthyGzip);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), gzip);
+    run.push(4, 2);
+    run.close(Duration::from_secs(10));
+    assert_eq!(run.get(|s| &s.batches_acked), 4, "{:?}", run.logs);
+    // One that does not refuses the compressed stream: the messages really are gzip.
+    let server = serve(Peer::Healthy);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), gzip);
+    run.push(1, 1);
+    wait_until("a refused stream", || run.get(|s| &s.stream_failures) >= 1);
+    run.close(Duration::from_millis(100));
+    assert_eq!(run.get(|s| &s.batches_acked), 0);
+    run.assert_conserved(1, 1);
 }
