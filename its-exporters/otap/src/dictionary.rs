@@ -149,6 +149,11 @@ impl Dictionaries {
                 let mut child_fields = Vec::with_capacity(children.len());
                 let mut child_columns = Vec::with_capacity(children.len());
                 for (child, child_column) in children.iter().zip(array.columns()) {
+                    if !matches!(child.data_type(), DataType::Dictionary(..)) {
+                        child_fields.push(child.as_ref().clone());
+                        child_columns.push(Arc::clone(child_column));
+                        continue;
+                    }
                     let path = format!("{}.{}", field.name(), child.name());
                     let Some((f, c)) =
                         self.column(kind, &path, child, child_column, widths, u8_limit)?

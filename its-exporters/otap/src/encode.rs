@@ -237,8 +237,6 @@ impl<'a> RunDictionary<'a> {
     }
 }
 
-/// RESOURCE_ATTRS / SCOPE_ATTRS (the u16 form), sorted by (type, key, value, parent)
-/// with quasi-delta parent ids.
 /// The width of an attribute table's `parent_id`: UInt16 for resource and scope
 /// attributes, UInt32 for data-point attributes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -247,6 +245,8 @@ enum ParentWidth {
     U32,
 }
 
+/// An attribute table (resource, scope or data point), sorted by (type, key, value,
+/// parent) with quasi-delta parent ids.
 fn attrs_table(
     mut rows: Vec<AttrRow<'_>>,
     width: ParentWidth,
@@ -504,9 +504,9 @@ impl RootDictionaries {
     }
 }
 
-fn dictionary(keys: Vec<u16>, values: &[&'static str]) -> Result<ArrayRef, EncodeError> {
+fn dictionary(keys: UInt16Array, values: &[&'static str]) -> Result<ArrayRef, EncodeError> {
     Ok(Arc::new(DictionaryArray::<UInt16Type>::try_new(
-        UInt16Array::from(keys),
+        keys,
         Arc::new(StringArray::from_iter_values(values.iter())),
     )?))
 }
@@ -569,7 +569,7 @@ fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch
         scope_fields.clone(),
         vec![
             Arc::new(UInt16Array::from(delta_u16(&scopes))) as ArrayRef,
-            dictionary(set_keys, &dicts.set_names)?,
+            dictionary(UInt16Array::from(set_keys), &dicts.set_names)?,
         ],
         None,
     )?;
@@ -584,6 +584,8 @@ fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch
         Field::new("resource", DataType::Struct(resource_fields), true),
         Field::new("scope", DataType::Struct(scope_fields), true),
     ]);
+    // Name, description and unit share one keys buffer.
+    let field_keys = UInt16Array::from(field_keys);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt16Array::from(delta_u16(&ids))),
         Arc::new(kind.finish()),
@@ -692,9 +694,9 @@ fn points_tables(
     let (mut numbers, mut mmscs, mut histograms) = (0, 0, 0);
     for r in rows {
         match r.value {
-            Value::U64(_) | Value::I64(_) | Value::F64(_) => numbers += 1,
             Value::Mmsc(_) => mmscs += 1,
             Value::Histogram(_) => histograms += 1,
+            _ => numbers += 1,
         }
     }
     // NUMBER_DATA_POINTS: values as i64 bits or f64, with a flag per row; the columns
@@ -717,52 +719,32 @@ fn points_tables(
     let (mut number_attrs, mut mmsc_attrs, mut exp_attrs) = (Vec::new(), Vec::new(), Vec::new());
     for (id, r) in rows.iter().enumerate() {
         let id = id as u16;
-        let attrs = match r.value {
-            Value::U64(_) | Value::I64(_) | Value::F64(_) => (&mut number_attrs, parent.len()),
-            Value::Mmsc(_) => (&mut mmsc_attrs, mmsc.parent.len()),
-            Value::Histogram(_) => (&mut exp_attrs, exp.parent.len()),
-        };
-        point_attributes(r.series, attrs.1, attrs.0)?;
-        match r.value {
-            Value::U64(v) => {
-                parent.push(id);
-                t.push(window(interval, r.series));
-                number_bits.push(i64::try_from(*v).unwrap_or(i64::MAX));
-                is_double.push(false);
-            }
-            Value::I64(v) => {
-                parent.push(id);
-                t.push(window(interval, r.series));
-                number_bits.push(*v);
-                is_double.push(false);
-            }
-            Value::F64(v) => {
-                parent.push(id);
-                t.push(window(interval, r.series));
-                number_bits.push(v.to_bits() as i64);
-                is_double.push(true);
-            }
+        let window = window(interval, r.series);
+        // Floats travel as their bits until the number columns are built.
+        let (bits, double) = match r.value {
             Value::Mmsc(m) => {
-                mmsc.push(
-                    id,
-                    window(interval, r.series),
-                    m.count,
-                    [m.sum, m.min, m.max],
-                );
+                point_attributes(r.series, mmsc.parent.len(), &mut mmsc_attrs)?;
+                mmsc.push(id, window, m.count, [m.sum, m.min, m.max]);
+                continue;
             }
             Value::Histogram(h) => {
-                exp.push(
-                    id,
-                    window(interval, r.series),
-                    h.count,
-                    [h.sum, h.min, h.max],
-                );
+                point_attributes(r.series, exp.parent.len(), &mut exp_attrs)?;
+                exp.push(id, window, h.count, [h.sum, h.min, h.max]);
                 e_scale.append_value(h.scale);
                 e_zero.append_value(h.zero_count);
                 e_pos.push(&h.positive);
                 e_neg.push(&h.negative);
+                continue;
             }
-        }
+            Value::U64(v) => (i64::try_from(*v).unwrap_or(i64::MAX), false),
+            Value::I64(v) => (*v, false),
+            Value::F64(v) => (v.to_bits() as i64, true),
+        };
+        point_attributes(r.series, parent.len(), &mut number_attrs)?;
+        parent.push(id);
+        t.push(window);
+        number_bits.push(bits);
+        is_double.push(double);
     }
     // Points with attributes need ids: 0, 1, 2, … in row order, delta-encoded (a
     // first 0, then ones).

@@ -9,6 +9,7 @@
 //! not, by configuration).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use arrow_array::RecordBatch;
 use arrow_ipc::CompressionType;
@@ -145,34 +146,37 @@ impl Producer {
             }
         };
         let schema = batch.schema();
-        let reset = self
-            .streams
-            .get(&kind)
-            .is_none_or(|s| !same_shape(&s.fields, schema.fields()));
-        if reset {
-            let options = IpcWriteOptions::default()
-                .try_with_compression(match self.options.compression {
-                    IpcCompression::Zstd => Some(CompressionType::ZSTD),
-                    IpcCompression::None => None,
-                })?
-                .with_dictionary_handling(DictionaryHandling::Delta);
-            // The writer puts the schema message in its buffer right away: it goes out
-            // with this payload's dictionaries and record batch.
-            let writer = StreamWriter::try_new_with_options(Vec::new(), &batch.schema(), options)?;
-            let schema_id = self.next_schema_id.to_string();
-            self.next_schema_id += 1;
-            self.streams.insert(
-                kind,
-                Stream {
-                    schema_id,
-                    fields: schema.fields().clone(),
-                    writer,
-                    dictionaries: Dictionaries::default(),
-                },
-            );
-        }
-        let stream = self.streams.get_mut(&kind).expect("inserted above");
-        stream.dictionaries = dictionaries;
+        let stream = match self.streams.entry(kind) {
+            Entry::Occupied(entry) if same_shape(&entry.get().fields, schema.fields()) => {
+                let stream = entry.into_mut();
+                stream.dictionaries = dictionaries;
+                stream
+            }
+            // A new schema: a new IPC stream under a new schema id. The dictionaries
+            // carry over (a widened column's were made fresh above); the new writer
+            // sends them whole with this batch.
+            entry => {
+                let options = IpcWriteOptions::default()
+                    .try_with_compression(match self.options.compression {
+                        IpcCompression::Zstd => Some(CompressionType::ZSTD),
+                        IpcCompression::None => None,
+                    })?
+                    .with_dictionary_handling(DictionaryHandling::Delta);
+                // The writer puts the schema message in its buffer right away: it goes
+                // out with this payload's dictionaries and record batch.
+                let writer = StreamWriter::try_new_with_options(Vec::new(), &schema, options)?;
+                let schema_id = self.next_schema_id.to_string();
+                self.next_schema_id += 1;
+                entry
+                    .insert_entry(Stream {
+                        schema_id,
+                        fields: schema.fields().clone(),
+                        writer,
+                        dictionaries,
+                    })
+                    .into_mut()
+            }
+        };
         stream.writer.write(&batch)?;
         // Drain after every batch; never finish (no end-of-stream marker).
         let record = std::mem::take(stream.writer.get_mut());

@@ -21,8 +21,8 @@
 //! only after a batch was delivered in between.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -128,6 +128,14 @@ pub struct TransportStats {
     pub in_flight: AtomicU64,
 }
 
+/// The guard of `mutex`, poisoned or not: what it guards stays consistent because
+/// every critical section is a single push, pop or assignment.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
@@ -145,7 +153,6 @@ struct Job {
 struct Shared {
     queue: Mutex<VecDeque<Job>>,
     work: Notify,
-    closing: AtomicBool,
     deadline: Mutex<Option<Instant>>,
     stats: Arc<TransportStats>,
 }
@@ -167,7 +174,6 @@ impl TransportHandle {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::with_capacity(settings.queue_capacity)),
             work: Notify::new(),
-            closing: AtomicBool::new(false),
             deadline: Mutex::new(None),
             stats,
         });
@@ -216,11 +222,7 @@ impl TransportHandle {
     pub fn push(&self, tables: MetricsTables) {
         let points = tables.point_count() as u64;
         let dropped = {
-            let mut queue = self
-                .shared
-                .queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut queue = lock(&self.shared.queue);
             let dropped = if queue.len() >= self.capacity {
                 queue.pop_front()
             } else {
@@ -248,12 +250,7 @@ impl TransportHandle {
         let give_up_at = deadline
             .checked_sub((left / 10).min(Duration::from_millis(100)))
             .unwrap_or(deadline);
-        *self
-            .shared
-            .deadline
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(give_up_at);
-        self.shared.closing.store(true, Ordering::Release);
+        *lock(&self.shared.deadline) = Some(give_up_at);
         self.shared.work.notify_one();
         if let Some(done) = self.done.take() {
             let _ = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), done).await;
@@ -270,13 +267,10 @@ impl Drop for TransportHandle {
     fn drop(&mut self) {
         // Dropped without `close` (an engine error): let the thread finish on its own
         // with what it holds until a short deadline.
-        if !self.shared.closing.swap(true, Ordering::AcqRel) {
-            *self
-                .shared
-                .deadline
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(Instant::now() + Duration::from_secs(1));
+        let mut deadline = lock(&self.shared.deadline);
+        if deadline.is_none() {
+            *deadline = Some(Instant::now() + Duration::from_secs(1));
+            drop(deadline);
             self.shared.work.notify_one();
         }
     }
@@ -289,41 +283,27 @@ impl Shared {
     }
 
     fn drop_all_waiting(&self) {
-        let jobs: Vec<Job> = self
-            .queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .drain(..)
-            .collect();
+        let jobs: Vec<Job> = lock(&self.queue).drain(..).collect();
         for job in &jobs {
             self.count_dropped(job);
         }
     }
 
     fn pop(&self) -> Option<Job> {
-        self.queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop_front()
+        lock(&self.queue).pop_front()
     }
 
     fn has_waiting(&self) -> bool {
-        !self
-            .queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_empty()
+        !lock(&self.queue).is_empty()
     }
 
+    /// Closing: the node (or the handle's drop) set a deadline.
     fn closing(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
+        self.deadline().is_some()
     }
 
     fn deadline(&self) -> Option<Instant> {
-        *self
-            .deadline
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        *lock(&self.deadline)
     }
 }
 
@@ -515,8 +495,6 @@ impl Transport {
                 format!("stopped before delivering everything to {endpoint}; the rest is counted as dropped")
             });
         }
-        // Wake the loop so that it sees `closing` with nothing left.
-        self.shared.closing.store(true, Ordering::Release);
     }
 
     fn next_job(&mut self) -> Option<Job> {
