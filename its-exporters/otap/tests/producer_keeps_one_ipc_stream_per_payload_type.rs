@@ -191,12 +191,38 @@ fn dictionary_values_by_key(column: &arrow_array::ArrayRef) -> Vec<String> {
     }
 }
 
+/// The kinds of the encapsulated IPC messages in `record`, in order.
+fn ipc_messages(record: &[u8]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < record.len() {
+        assert_eq!(&record[at..at + 4], &[0xFF; 4], "continuation marker");
+        let len = i32::from_le_bytes(record[at + 4..at + 8].try_into().unwrap()) as usize;
+        let message = arrow_ipc::root_as_message(&record[at + 8..at + 8 + len]).unwrap();
+        out.push(match message.header_type() {
+            arrow_ipc::MessageHeader::Schema => "schema",
+            arrow_ipc::MessageHeader::RecordBatch => "record batch",
+            arrow_ipc::MessageHeader::DictionaryBatch => {
+                if message.header_as_dictionary_batch().unwrap().isDelta() {
+                    "delta dictionary"
+                } else {
+                    "dictionary"
+                }
+            }
+            _ => "other",
+        });
+        at += 8 + len + message.bodyLength() as usize;
+    }
+    out
+}
+
 #[test]
 fn dictionaries_grow_by_deltas_and_stay_unique() {
     let mut producer = Producer::new(IpcCompression::None);
     let rounds: [&[&str]; 3] = [&["a", "b", "a"], &["b", "a"], &["c", "a", "c"]];
     let mut record = Vec::new();
     let mut sizes = Vec::new();
+    let mut messages = Vec::new();
     for names in rounds {
         let bar = producer
             .produce(&tables(vec![(
@@ -206,8 +232,19 @@ fn dictionaries_grow_by_deltas_and_stay_unique() {
             .unwrap();
         assert_eq!(bar.arrow_payloads[0].schema_id, "0", "one IPC stream");
         sizes.push(bar.arrow_payloads[0].record.len());
+        messages.push(ipc_messages(&bar.arrow_payloads[0].record));
         record.extend_from_slice(&bar.arrow_payloads[0].record);
     }
+    // Schema and the whole dictionary first; nothing new, no dictionary; then only the
+    // new value, as a delta.
+    assert_eq!(
+        messages,
+        [
+            vec!["schema", "dictionary", "record batch"],
+            vec!["record batch"],
+            vec!["delta dictionary", "record batch"],
+        ]
+    );
     let read = read_all(&record);
     for (batch, names) in read.iter().zip(rounds) {
         let (data_type, decoded) = names_of(batch);
