@@ -13,16 +13,14 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, UInt8Builder,
-    UInt64Builder,
-};
+use arrow_array::builder::{Float64Builder, Int32Builder, UInt64Builder};
 use arrow_array::types::UInt16Type;
 use arrow_array::{
-    ArrayRef, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray, StructArray,
-    TimestampNanosecondArray, UInt16Array, UInt32Array,
+    ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int32Array, Int64Array, ListArray,
+    RecordBatch, StringArray, StructArray, TimestampNanosecondArray, UInt8Array, UInt16Array,
+    UInt32Array, UInt64Array,
 };
-use arrow_buffer::NullBuffer;
+use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
 use its_processors::model::{Buckets, Interval, Series, Temporality, Value};
 use metric_schema::{AttributeValue, InstrumentKind};
@@ -167,6 +165,22 @@ impl<'a> AttrValue<'a> {
         }
     }
 
+    /// A prefix of the value's order: equal values have equal ones, and a smaller one
+    /// means a smaller value (strings: the first eight bytes; doubles: none).
+    fn leading(&self) -> u64 {
+        match self {
+            AttrValue::Str(s) => {
+                let mut head = [0u8; 8];
+                let n = s.len().min(8);
+                head[..n].copy_from_slice(&s.as_bytes()[..n]);
+                u64::from_be_bytes(head)
+            }
+            AttrValue::Int(i) => (*i as u64) ^ (1 << 63),
+            AttrValue::Double(_) => 0,
+            AttrValue::Bool(b) => u64::from(*b),
+        }
+    }
+
     /// The OTAP AnyValue type code (1 string, 2 int, 3 double, 4 bool).
     fn code(&self) -> u8 {
         match self {
@@ -237,6 +251,50 @@ impl<'a> RunDictionary<'a> {
     }
 }
 
+/// Sorts attribute rows by (type, key, value, parent), the order quasi-delta parent ids
+/// need. Each row gets a compact key first, (type, rank of its key, the value's leading
+/// bytes), so that most comparisons are one integer comparison; rows that tie on it
+/// compare their whole values.
+fn sort_attributes(rows: &mut Vec<AttrRow<'_>>) {
+    // The distinct keys, ranked: an attribute table has few of them.
+    let mut keys: Vec<&str> = Vec::new();
+    for row in rows.iter() {
+        if !keys
+            .iter()
+            .any(|k| std::ptr::eq(*k, row.key) || *k == row.key)
+        {
+            keys.push(row.key);
+        }
+    }
+    keys.sort_unstable();
+    let rank = |key: &str| {
+        keys.iter()
+            .position(|k| std::ptr::eq(*k, key))
+            .or_else(|| keys.binary_search(&key).ok())
+            .unwrap_or(0) as u64
+    };
+    let mut keyed: Vec<(u64, u64, u32)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let head = (u64::from(row.value.code()) << 56) | (rank(row.key) << 24);
+            (head, row.value.leading(), i as u32)
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+            let (x, y) = (&rows[a.2 as usize], &rows[b.2 as usize]);
+            match (&x.value, &y.value) {
+                (AttrValue::Str(v), AttrValue::Str(w)) => same_or_cmp(v, w),
+                (v, w) => v.partial_cmp(w).unwrap_or(std::cmp::Ordering::Equal),
+            }
+            .then(x.parent.cmp(&y.parent))
+        })
+    });
+    let sorted = keyed.iter().map(|k| rows[k.2 as usize].clone()).collect();
+    *rows = sorted;
+}
+
 /// The width of an attribute table's `parent_id`: UInt16 for resource and scope
 /// attributes, UInt32 for data-point attributes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -254,29 +312,11 @@ fn attrs_table(
     if rows.is_empty() {
         return Ok(None);
     }
-    rows.sort_unstable_by(|a, b| {
-        a.value
-            .code()
-            .cmp(&b.value.code())
-            .then_with(|| same_or_cmp(a.key, b.key))
-            .then_with(|| match (&a.value, &b.value) {
-                (AttrValue::Str(x), AttrValue::Str(y)) => same_or_cmp(x, y),
-                (x, y) => x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal),
-            })
-            .then(a.parent.cmp(&b.parent))
-    });
-    let mut parent = Vec::with_capacity(rows.len());
+    sort_attributes(&mut rows);
     let n = rows.len();
-    let (mut key, mut kind) = (
-        RunDictionary::with_capacity(n),
-        UInt8Builder::with_capacity(n),
-    );
-    let (mut strs, mut ints, mut doubles, mut bools) = (
-        RunDictionary::with_capacity(n),
-        Int64Builder::with_capacity(n),
-        Float64Builder::with_capacity(n),
-        BooleanBuilder::with_capacity(n),
-    );
+    let mut parent = Vec::with_capacity(n);
+    let mut key = RunDictionary::with_capacity(n);
+    let mut strs = RunDictionary::with_capacity(n);
     let mut prev: Option<&AttrRow> = None;
     for row in &rows {
         let same = prev.is_some_and(|p| p.key == row.key && p.value == row.value);
@@ -287,25 +327,11 @@ fn attrs_table(
         });
         prev = Some(row);
         key.push(Some(row.key));
-        kind.append_value(row.value.code());
         strs.push(match row.value {
             AttrValue::Str(v) => Some(v),
             _ => None,
         });
-        match row.value {
-            AttrValue::Int(v) => ints.append_value(v),
-            _ => ints.append_null(),
-        }
-        match row.value {
-            AttrValue::Double(v) => doubles.append_value(v),
-            _ => doubles.append_null(),
-        }
-        match row.value {
-            AttrValue::Bool(v) => bools.append_value(v),
-            _ => bools.append_null(),
-        }
     }
-    let (key, strs) = (key.finish()?, strs.finish()?);
     let (parent_type, parent): (DataType, ArrayRef) = match width {
         ParentWidth::U16 => (
             DataType::UInt16,
@@ -315,25 +341,50 @@ fn attrs_table(
         ),
         ParentWidth::U32 => (DataType::UInt32, Arc::new(UInt32Array::from(parent))),
     };
-    let schema = Schema::new(vec![
+    let kind = UInt8Array::from_iter_values(rows.iter().map(|r| r.value.code()));
+    let key = key.finish()?;
+    let mut fields = vec![
         id_field("parent_id", parent_type, false, "quasidelta"),
         Field::new("key", key.data_type().clone(), false),
         Field::new("type", DataType::UInt8, false),
-        Field::new("str", strs.data_type().clone(), true),
-        Field::new("int", DataType::Int64, true),
-        Field::new("double", DataType::Float64, true),
-        Field::new("bool", DataType::Boolean, true),
-    ]);
-    let columns: Vec<ArrayRef> = vec![
-        parent,
-        key,
-        Arc::new(kind.finish()),
-        strs,
-        Arc::new(ints.finish()),
-        Arc::new(doubles.finish()),
-        Arc::new(bools.finish()),
     ];
-    Ok(Some(table(schema.fields().iter().cloned(), columns)?))
+    let mut columns: Vec<ArrayRef> = vec![parent, key, Arc::new(kind.clone())];
+    // A value column per type present, valid where the row has that type.
+    let present = |code: u8| kind.values().contains(&code);
+    let valid = |code: u8| {
+        let rows = kind.values();
+        Some(NullBuffer::new(BooleanBuffer::collect_bool(n, |i| {
+            rows[i] == code
+        })))
+    };
+    if present(1) {
+        let strs = strs.finish()?;
+        fields.push(Field::new("str", strs.data_type().clone(), true));
+        columns.push(strs);
+    }
+    if present(2) {
+        let values = rows.iter().map(|r| match r.value {
+            AttrValue::Int(v) => v,
+            _ => 0,
+        });
+        fields.push(Field::new("int", DataType::Int64, true));
+        columns.push(Arc::new(Int64Array::new(values.collect(), valid(2))));
+    }
+    if present(3) {
+        let values = rows.iter().map(|r| match r.value {
+            AttrValue::Double(v) => v,
+            _ => 0.0,
+        });
+        fields.push(Field::new("double", DataType::Float64, true));
+        columns.push(Arc::new(Float64Array::new(values.collect(), valid(3))));
+    }
+    if present(4) {
+        let values =
+            BooleanBuffer::collect_bool(n, |i| matches!(rows[i].value, AttrValue::Bool(true)));
+        fields.push(Field::new("bool", DataType::Boolean, true));
+        columns.push(Arc::new(BooleanArray::new(values, valid(4))));
+    }
+    Ok(Some(table(fields.into_iter().map(Arc::new), columns)?))
 }
 
 /// OTLP metric type of an instrument (1 gauge, 2 sum, 3 histogram, 4 exponential).
@@ -481,6 +532,8 @@ struct RootDictionaries {
     names: Vec<&'static str>,
     briefs: Vec<&'static str>,
     units: Vec<&'static str>,
+    /// OTLP metric type and monotonicity of each field, by the same key.
+    kinds: Vec<(u8, bool)>,
     set_names: Vec<&'static str>,
 }
 
@@ -497,6 +550,8 @@ impl RootDictionaries {
             self.names.push(f.name);
             self.briefs.push(f.brief);
             self.units.push(f.unit);
+            self.kinds
+                .push((metric_type(f.instrument), f.instrument.is_monotonic()));
         }
         self.set_names.push(descriptor.name);
         self.sets.push((ptr, field, set));
@@ -517,19 +572,12 @@ fn dictionary_type() -> DataType {
 
 fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch, EncodeError> {
     let n = rows.len();
-    let ids: Vec<u16> = (0..n).map(|i| i as u16).collect();
-    let scopes: Vec<u16> = rows.iter().map(|r| r.scope).collect();
     let mut dicts = RootDictionaries::default();
     let mut field_keys = Vec::with_capacity(n);
     let mut set_keys = Vec::with_capacity(n);
-    let mut kind = UInt8Builder::with_capacity(n);
-    let mut temporality = Int32Builder::with_capacity(n);
-    let mut monotonic = BooleanBuilder::with_capacity(n);
-    let otlp_temporality = match interval.temporality {
-        Temporality::Delta => 1,
-        Temporality::Cumulative => 2,
-    };
+    let mut scopes = Vec::with_capacity(n);
     let mut last: Option<(*const Series, (u16, u16))> = None;
+    let mut previous_scope = 0;
     for r in rows {
         let (field_base, set_key) = match last {
             Some((series, bases)) if std::ptr::eq(series, r.series) => bases,
@@ -541,20 +589,31 @@ fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch
         };
         field_keys.push(field_base + r.field as u16);
         set_keys.push(set_key);
-        let field = &r.series.descriptor.fields[r.field];
-        let t = metric_type(field.instrument);
-        kind.append_value(t);
-        if t == 1 {
-            temporality.append_null();
-        } else {
-            temporality.append_value(otlp_temporality);
-        }
-        if t == 2 {
-            monotonic.append_value(field.instrument.is_monotonic());
-        } else {
-            monotonic.append_null();
-        }
+        scopes.push(r.scope - previous_scope);
+        previous_scope = r.scope;
     }
+    let kinds = |k: &u16| dicts.kinds[usize::from(*k)];
+    let kind = UInt8Array::from_iter_values(field_keys.iter().map(|k| kinds(k).0));
+    // Temporality for all but gauges, monotonicity for sums only.
+    let otlp_temporality = match interval.temporality {
+        Temporality::Delta => 1,
+        Temporality::Cumulative => 2,
+    };
+    let types = kind.values();
+    let temporality = Int32Array::new(
+        vec![otlp_temporality; n].into(),
+        types
+            .contains(&1)
+            .then(|| NullBuffer::new(BooleanBuffer::collect_bool(n, |i| types[i] != 1))),
+    );
+    let monotonic = BooleanArray::new(
+        BooleanBuffer::collect_bool(n, |i| kinds(&field_keys[i]).1),
+        Some(NullBuffer::new(BooleanBuffer::collect_bool(n, |i| {
+            types[i] == 2
+        }))),
+    );
+    // Ids in row order, delta-encoded: a first 0, then ones.
+    let ids = UInt16Array::from_iter_values((0..n).map(|i| u16::from(i > 0)));
     let resource_fields = Fields::from(vec![id_field("id", DataType::UInt16, true, "delta")]);
     let scope_fields = Fields::from(vec![
         id_field("id", DataType::UInt16, true, "delta"),
@@ -568,7 +627,7 @@ fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch
     let scope = StructArray::try_new(
         scope_fields.clone(),
         vec![
-            Arc::new(UInt16Array::from(delta_u16(&scopes))) as ArrayRef,
+            Arc::new(UInt16Array::from(scopes)) as ArrayRef,
             dictionary(UInt16Array::from(set_keys), &dicts.set_names)?,
         ],
         None,
@@ -587,13 +646,13 @@ fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch
     // Name, description and unit share one keys buffer.
     let field_keys = UInt16Array::from(field_keys);
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt16Array::from(delta_u16(&ids))),
-        Arc::new(kind.finish()),
+        Arc::new(ids),
+        Arc::new(kind),
         dictionary(field_keys.clone(), &dicts.names)?,
         dictionary(field_keys.clone(), &dicts.briefs)?,
         dictionary(field_keys, &dicts.units)?,
-        Arc::new(temporality.finish()),
-        Arc::new(monotonic.finish()),
+        Arc::new(temporality),
+        Arc::new(monotonic),
         Arc::new(resource),
         Arc::new(scope),
     ];
@@ -624,21 +683,26 @@ fn window(interval: &Interval, series: &Series) -> (i64, i64) {
 }
 
 fn buckets_struct(sides: &[&Buckets]) -> Result<StructArray, EncodeError> {
-    let mut offset = Int32Builder::new();
-    let mut counts = ListBuilder::new(UInt64Builder::new());
+    let offset = Int32Array::from_iter_values(sides.iter().map(|b| b.offset));
+    let total = sides.iter().map(|b| b.counts.len()).sum();
+    let mut counts = Vec::with_capacity(total);
     for b in sides {
-        offset.append_value(b.offset);
-        counts.values().append_slice(&b.counts);
-        counts.append(true);
+        counts.extend_from_slice(&b.counts);
     }
-    let list: ArrayRef = Arc::new(counts.finish());
+    let item = Arc::new(Field::new_list_field(DataType::UInt64, true));
+    let list: ArrayRef = Arc::new(ListArray::try_new(
+        item,
+        OffsetBuffer::from_lengths(sides.iter().map(|b| b.counts.len())),
+        Arc::new(UInt64Array::from(counts)),
+        None,
+    )?);
     let fields = Fields::from(vec![
         Field::new("offset", DataType::Int32, true),
         Field::new("bucket_counts", list.data_type().clone(), true),
     ]);
     Ok(StructArray::try_new(
         fields,
-        vec![Arc::new(offset.finish()), list],
+        vec![Arc::new(offset), list],
         None,
     )?)
 }
@@ -717,18 +781,19 @@ fn points_tables(
     let (mut e_pos, mut e_neg): (Vec<&Buckets>, Vec<&Buckets>) =
         (Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut number_attrs, mut mmsc_attrs, mut exp_attrs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut kept = PointAttributes::default();
     for (id, r) in rows.iter().enumerate() {
         let id = id as u16;
         let window = window(interval, r.series);
         // Floats travel as their bits until the number columns are built.
         let (bits, double) = match r.value {
             Value::Mmsc(m) => {
-                point_attributes(r.series, mmsc.parent.len(), &mut mmsc_attrs)?;
+                kept.push(r.series, mmsc.parent.len(), &mut mmsc_attrs)?;
                 mmsc.push(id, window, m.count, [m.sum, m.min, m.max]);
                 continue;
             }
             Value::Histogram(h) => {
-                point_attributes(r.series, exp.parent.len(), &mut exp_attrs)?;
+                kept.push(r.series, exp.parent.len(), &mut exp_attrs)?;
                 exp.push(id, window, h.count, [h.sum, h.min, h.max]);
                 e_scale.append_value(h.scale);
                 e_zero.append_value(h.zero_count);
@@ -740,7 +805,7 @@ fn points_tables(
             Value::I64(v) => (*v, false),
             Value::F64(v) => (v.to_bits() as i64, true),
         };
-        point_attributes(r.series, parent.len(), &mut number_attrs)?;
+        kept.push(r.series, parent.len(), &mut number_attrs)?;
         parent.push(id);
         t.push(window);
         number_bits.push(bits);
@@ -843,30 +908,50 @@ fn points_tables(
     Ok(out)
 }
 
-/// The kept `core.id` and `numa.node` of `series` as attributes of data point `id`
-/// (unless the set's own attributes already name them).
-fn point_attributes<'a>(
-    series: &'a Series,
-    id: usize,
-    out: &mut Vec<AttrRow<'a>>,
-) -> Result<(), EncodeError> {
-    let keys = series.identity.attributes.keys();
-    for (key, value) in [
-        ("core.id", series.identity.core),
-        ("numa.node", series.identity.numa_node),
-    ] {
-        if let Some(v) = value
-            && !keys.iter().any(|k| k.key == key)
-        {
-            out.push(AttrRow {
-                parent: u32::try_from(id).map_err(|_| EncodeError::TooManyRows {
-                    what: "data points",
-                    count: id + 1,
-                })?,
-                key,
-                value: AttrValue::Int(i64::from(v)),
-            });
+/// The kept `core.id` and `numa.node` of a series, as attributes of its data points
+/// (unless the set's own attributes already name them), worked out once per series.
+#[derive(Default)]
+struct PointAttributes {
+    series: Option<*const Series>,
+    attributes: Vec<(&'static str, i64)>,
+}
+
+impl PointAttributes {
+    /// Appends the attributes of `series` for data point `id`.
+    fn push(
+        &mut self,
+        series: &Series,
+        id: usize,
+        out: &mut Vec<AttrRow<'_>>,
+    ) -> Result<(), EncodeError> {
+        let identity = &series.identity;
+        if identity.core.is_none() && identity.numa_node.is_none() {
+            return Ok(());
         }
+        if self.series != Some(std::ptr::from_ref(series)) {
+            self.series = Some(std::ptr::from_ref(series));
+            self.attributes.clear();
+            let keys = identity.attributes.keys();
+            for (key, value) in [
+                ("core.id", identity.core),
+                ("numa.node", identity.numa_node),
+            ] {
+                if let Some(v) = value
+                    && !keys.iter().any(|k| k.key == key)
+                {
+                    self.attributes.push((key, i64::from(v)));
+                }
+            }
+        }
+        let parent = u32::try_from(id).map_err(|_| EncodeError::TooManyRows {
+            what: "data points",
+            count: id + 1,
+        })?;
+        out.extend(self.attributes.iter().map(|&(key, v)| AttrRow {
+            parent,
+            key,
+            value: AttrValue::Int(v),
+        }));
+        Ok(())
     }
-    Ok(())
 }

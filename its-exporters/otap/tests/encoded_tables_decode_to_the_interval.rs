@@ -224,8 +224,15 @@ fn ids(batch: &RecordBatch, name: &str) -> Vec<u32> {
     }
 }
 
-/// OTAP §4.3: quasi-delta parent ids of an attribute table.
+/// OTAP §4.3: quasi-delta parent ids of an attribute table, sorted.
 fn attributes(batch: &RecordBatch) -> Vec<(u32, String, String)> {
+    let mut out = attributes_in_row_order(batch);
+    out.sort();
+    out
+}
+
+/// OTAP §4.3: quasi-delta parent ids of an attribute table, in row order.
+fn attributes_in_row_order(batch: &RecordBatch) -> Vec<(u32, String, String)> {
     let parent = ids(batch, "parent_id");
     let key = strings(batch, "key");
     let kind = column::<UInt8Array>(batch, "type");
@@ -233,6 +240,10 @@ fn attributes(batch: &RecordBatch) -> Vec<(u32, String, String)> {
     let i = batch
         .column_by_name("int")
         .map(AsArray::as_primitive::<arrow_array::types::Int64Type>);
+    let d = batch
+        .column_by_name("double")
+        .map(AsArray::as_primitive::<arrow_array::types::Float64Type>);
+    let b = batch.column_by_name("bool").map(AsArray::as_boolean);
     let mut out = Vec::new();
     let mut prev: Option<(u8, String, String)> = None;
     let mut prev_pid = 0u32;
@@ -241,6 +252,15 @@ fn attributes(batch: &RecordBatch) -> Vec<(u32, String, String)> {
             1 => s[row].clone(),
             2 => i
                 .expect("an int attribute needs the int column")
+                .value(row)
+                .to_string(),
+            3 => format!(
+                "{:?}",
+                d.expect("a double attribute needs the double column")
+                    .value(row)
+            ),
+            4 => b
+                .expect("a bool attribute needs the bool column")
                 .value(row)
                 .to_string(),
             other => panic!("type {other}"),
@@ -255,8 +275,110 @@ fn attributes(batch: &RecordBatch) -> Vec<(u32, String, String)> {
         prev_pid = pid;
         out.push((pid, key[row].clone(), value));
     }
-    out.sort();
     out
+}
+
+/// Every attribute value type, with strings that share their first eight bytes and
+/// values that repeat across sets.
+#[attribute_set(name = "test.otap.mixed")]
+pub struct Mixed {
+    /// Count (first, so that scope ids do not follow the labels' order).
+    #[attribute(key = "test.count")]
+    pub count: i64,
+    /// Label.
+    #[attribute(key = "test.label")]
+    pub label: String,
+    /// Ratio.
+    #[attribute(key = "test.ratio")]
+    pub ratio: f64,
+    /// On.
+    #[attribute(key = "test.on")]
+    pub on: bool,
+}
+
+#[test]
+fn attributes_of_every_type_sort_and_decode_to_what_was_bound() {
+    let labels = ["pipeline-long-b", "pipeline-long-a", "pipeline", "a", ""];
+    let counts = [-3, 7, -3, i64::MIN, i64::MAX];
+    let ratios = [0.25, -1.5, 0.25, 1e300, -0.0];
+    let sets: Vec<Mixed> = (0..15)
+        .map(|i| Mixed {
+            label: labels[i % 5].to_string(),
+            count: counts[i % 4],
+            ratio: ratios[(i / 2) % 5],
+            on: i % 2 == 0,
+        })
+        .collect();
+    let (sender, queue) = metric_schema::channel(64);
+    let mut r = Reporter::new(sender, 0, 0);
+    let handles: Vec<_> = sets
+        .iter()
+        .map(|who| {
+            let set = r.register::<Kinds, _>(who);
+            set.requests.add(1);
+            set
+        })
+        .collect();
+    r.report();
+    let mut agg = Aggregator::new(Keep::default(), 0);
+    while let Some(batch) = queue.try_recv() {
+        agg.apply(&batch);
+    }
+    let interval = agg.take(1_000, &[Temporality::Delta]).remove(0);
+    let tables = encode(&interval, &[]).unwrap();
+    let batch = tables.get(PayloadType::ScopeAttrs).unwrap();
+
+    // Rows in (type, key, value, parent) order: no quasi-delta goes negative.
+    let kind = column::<UInt8Array>(batch, "type");
+    let decoded = attributes_in_row_order(batch);
+    let order = |row: usize| {
+        let (parent, key, value) = &decoded[row];
+        // Values compare as their type does: a number as a number, not as text.
+        let number = match kind.value(row) {
+            2 => value.parse::<i64>().unwrap() as f64,
+            3 => value.parse::<f64>().unwrap(),
+            _ => 0.0,
+        };
+        (kind.value(row), key.clone(), number, value.clone(), *parent)
+    };
+    for row in 1..batch.num_rows() {
+        let (a, b) = (order(row - 1), order(row));
+        let ordered = (&a.0, &a.1)
+            .cmp(&(&b.0, &b.1))
+            .then(a.2.total_cmp(&b.2))
+            .then_with(|| {
+                if a.0 == 1 || a.0 == 4 {
+                    a.3.cmp(&b.3)
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .then(a.4.cmp(&b.4));
+        assert!(ordered.is_le(), "row {row} out of order: {a:?} then {b:?}");
+    }
+    // Every scope decodes to exactly one of the bound sets, and every set appears.
+    let mut scopes: BTreeMap<u32, BTreeMap<String, String>> = BTreeMap::new();
+    for (scope, key, value) in decoded {
+        scopes.entry(scope).or_default().insert(key, value);
+    }
+    let mut got: Vec<_> = scopes.into_values().collect();
+    let mut want: Vec<BTreeMap<String, String>> = sets
+        .iter()
+        .map(|m| {
+            BTreeMap::from([
+                ("test.label".to_string(), m.label.clone()),
+                ("test.count".to_string(), m.count.to_string()),
+                ("test.ratio".to_string(), format!("{:?}", m.ratio)),
+                ("test.on".to_string(), m.on.to_string()),
+            ])
+        })
+        .collect();
+    // Sets bound twice with the same values are one series.
+    want.sort();
+    want.dedup();
+    got.sort();
+    assert_eq!(got, want);
+    drop(handles);
 }
 
 #[test]
