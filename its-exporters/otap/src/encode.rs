@@ -147,7 +147,7 @@ struct AttrRow<'a> {
     value: AttrValue<'a>,
 }
 
-#[derive(Debug, Clone, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, PartialEq)]
 enum AttrValue<'a> {
     Str(&'a str),
     Int(i64),
@@ -160,13 +160,16 @@ impl<'a> AttrValue<'a> {
         match v {
             AttributeValue::Str(s) => AttrValue::Str(s),
             AttributeValue::Int(i) => AttrValue::Int(*i),
-            AttributeValue::Double(d) => AttrValue::Double(*d),
+            // -0.0 as 0.0: the Go consumer compares doubles with `==` and the Rust one
+            // by total order, so only one zero keeps their quasi-delta decoding equal.
+            AttributeValue::Double(d) => AttrValue::Double(if *d == 0.0 { 0.0 } else { *d }),
             AttributeValue::Bool(b) => AttrValue::Bool(*b),
         }
     }
 
     /// A prefix of the value's order: equal values have equal ones, and a smaller one
-    /// means a smaller value (strings: the first eight bytes; doubles: none).
+    /// means a smaller value (strings: their first eight bytes; doubles: IEEE 754
+    /// total order).
     fn leading(&self) -> u64 {
         match self {
             AttrValue::Str(s) => {
@@ -176,7 +179,14 @@ impl<'a> AttrValue<'a> {
                 u64::from_be_bytes(head)
             }
             AttrValue::Int(i) => (*i as u64) ^ (1 << 63),
-            AttrValue::Double(_) => 0,
+            AttrValue::Double(d) => {
+                let bits = d.to_bits();
+                if bits >> 63 == 1 {
+                    !bits
+                } else {
+                    bits | 1 << 63
+                }
+            }
             AttrValue::Bool(b) => u64::from(*b),
         }
     }
@@ -254,8 +264,14 @@ impl<'a> RunDictionary<'a> {
 /// Sorts attribute rows by (type, key, value, parent), the order quasi-delta parent ids
 /// need. Each row gets a compact key first, (type, rank of its key, the value's leading
 /// bytes), so that most comparisons are one integer comparison; rows that tie on it
-/// compare their whole values.
+/// compare their whole values. Rows arrive in parent order (the encoder pushes them
+/// point by point and scope by scope), and a stable sort keeps that order among equal
+/// values, so the parent needs no comparison and the runs already in order cost one
+/// comparison per row.
 fn sort_attributes(rows: &mut Vec<AttrRow<'_>>) {
+    if !rows.is_sorted_by_key(|r| r.parent) {
+        rows.sort_by_key(|r| r.parent);
+    }
     // The distinct keys, ranked: an attribute table has few of them.
     let mut keys: Vec<&str> = Vec::new();
     for row in rows.iter() {
@@ -281,14 +297,13 @@ fn sort_attributes(rows: &mut Vec<AttrRow<'_>>) {
             (head, row.value.leading(), i as u32)
         })
         .collect();
-    keyed.sort_unstable_by(|a, b| {
+    keyed.sort_by(|a, b| {
         (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
-            let (x, y) = (&rows[a.2 as usize], &rows[b.2 as usize]);
-            match (&x.value, &y.value) {
+            match (&rows[a.2 as usize].value, &rows[b.2 as usize].value) {
                 (AttrValue::Str(v), AttrValue::Str(w)) => same_or_cmp(v, w),
-                (v, w) => v.partial_cmp(w).unwrap_or(std::cmp::Ordering::Equal),
+                // Everything else is whole in its leading bytes.
+                _ => std::cmp::Ordering::Equal,
             }
-            .then(x.parent.cmp(&y.parent))
         })
     });
     let sorted = keyed.iter().map(|k| rows[k.2 as usize].clone()).collect();

@@ -300,12 +300,12 @@ pub struct Mixed {
 fn attributes_of_every_type_sort_and_decode_to_what_was_bound() {
     let labels = ["pipeline-long-b", "pipeline-long-a", "pipeline", "a", ""];
     let counts = [-3, 7, -3, i64::MIN, i64::MAX];
-    let ratios = [0.25, -1.5, 0.25, 1e300, -0.0];
+    let ratios = [0.25, -1.5, 0.25, -1e300, -0.0, 0.0];
     let sets: Vec<Mixed> = (0..15)
         .map(|i| Mixed {
             label: labels[i % 5].to_string(),
             count: counts[i % 4],
-            ratio: ratios[(i / 2) % 5],
+            ratio: ratios[(i / 2) % 6],
             on: i % 2 == 0,
         })
         .collect();
@@ -368,7 +368,11 @@ fn attributes_of_every_type_sort_and_decode_to_what_was_bound() {
             BTreeMap::from([
                 ("test.label".to_string(), m.label.clone()),
                 ("test.count".to_string(), m.count.to_string()),
-                ("test.ratio".to_string(), format!("{:?}", m.ratio)),
+                // -0.0 travels as 0.0 (see the encoder's `AttrValue::of`).
+                (
+                    "test.ratio".to_string(),
+                    format!("{:?}", if m.ratio == 0.0 { 0.0 } else { m.ratio }),
+                ),
                 ("test.on".to_string(), m.on.to_string()),
             ])
         })
