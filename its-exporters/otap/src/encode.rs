@@ -262,12 +262,12 @@ impl<'a> RunDictionary<'a> {
 }
 
 /// Sorts attribute rows by (type, key, value, parent), the order quasi-delta parent ids
-/// need. Each row gets a compact key first, (type, rank of its key, the value's leading
-/// bytes), so that most comparisons are one integer comparison; rows that tie on it
-/// compare their whole values. Rows arrive in parent order (the encoder pushes them
-/// point by point and scope by scope), and a stable sort keeps that order among equal
-/// values, so the parent needs no comparison and the runs already in order cost one
-/// comparison per row.
+/// need. Rows arrive in parent order (the encoder pushes them point by point and scope
+/// by scope), and every step keeps that order among equals, so the parent is never
+/// compared: a counting sort groups the rows by (type, key), then a stable sort orders
+/// each group by value, comparing the values' leading bytes as one integer first and
+/// the whole values only when those tie. Runs already in order cost one comparison a
+/// row.
 fn sort_attributes(rows: &mut Vec<AttrRow<'_>>) {
     if !rows.is_sorted_by_key(|r| r.parent) {
         rows.sort_by_key(|r| r.parent);
@@ -287,26 +287,37 @@ fn sort_attributes(rows: &mut Vec<AttrRow<'_>>) {
         keys.iter()
             .position(|k| std::ptr::eq(*k, key))
             .or_else(|| keys.binary_search(&key).ok())
-            .unwrap_or(0) as u64
+            .unwrap_or(0)
     };
-    let mut keyed: Vec<(u64, u64, u32)> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let head = (u64::from(row.value.code()) << 56) | (rank(row.key) << 24);
-            (head, row.value.leading(), i as u32)
-        })
-        .collect();
-    keyed.sort_by(|a, b| {
-        (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
-            match (&rows[a.2 as usize].value, &rows[b.2 as usize].value) {
-                (AttrValue::Str(v), AttrValue::Str(w)) => same_or_cmp(v, w),
-                // Everything else is whole in its leading bytes.
-                _ => std::cmp::Ordering::Equal,
-            }
-        })
-    });
-    let sorted = keyed.iter().map(|k| rows[k.2 as usize].clone()).collect();
+    // Group the rows by (type, key), keeping their order: a counting sort.
+    let group = |row: &AttrRow<'_>| usize::from(row.value.code() - 1) * keys.len() + rank(row.key);
+    let mut starts = vec![0usize; 4 * keys.len() + 1];
+    let groups: Vec<usize> = rows.iter().map(group).collect();
+    for g in &groups {
+        starts[g + 1] += 1;
+    }
+    for g in 1..starts.len() {
+        starts[g] += starts[g - 1];
+    }
+    let mut keyed = vec![(0u64, 0u32); rows.len()];
+    let mut next = starts.clone();
+    for (i, (row, g)) in rows.iter().zip(&groups).enumerate() {
+        keyed[next[*g]] = (row.value.leading(), i as u32);
+        next[*g] += 1;
+    }
+    // Then each group by value: the runs already in order cost one comparison a row.
+    for bounds in starts.windows(2) {
+        keyed[bounds[0]..bounds[1]].sort_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                match (&rows[a.1 as usize].value, &rows[b.1 as usize].value) {
+                    (AttrValue::Str(v), AttrValue::Str(w)) => same_or_cmp(v, w),
+                    // Everything else is whole in its leading bytes.
+                    _ => std::cmp::Ordering::Equal,
+                }
+            })
+        });
+    }
+    let sorted = keyed.iter().map(|k| rows[k.1 as usize].clone()).collect();
     *rows = sorted;
 }
 

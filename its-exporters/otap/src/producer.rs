@@ -178,8 +178,11 @@ impl Producer {
             }
         };
         stream.writer.write(&batch)?;
-        // Drain after every batch; never finish (no end-of-stream marker).
-        let record = std::mem::take(stream.writer.get_mut());
+        // Drain after every batch; never finish (no end-of-stream marker). The next
+        // payload of this type is likely the same size: its buffer starts at that.
+        let buffer = stream.writer.get_mut();
+        let next = Vec::with_capacity(buffer.len());
+        let record = std::mem::replace(buffer, next);
         Ok(ArrowPayload {
             schema_id: stream.schema_id.clone(),
             r#type: kind as i32,
