@@ -62,30 +62,38 @@ impl SetIndex {
 }
 
 /// xorshift64*: a fixed sequence, so that every run encodes the same interval.
-struct Values(u64);
+struct Values {
+    state: u64,
+    /// Decades the counts spread over (0: every count is 1).
+    decades: u32,
+}
 
 impl Values {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    /// Log-uniform over 1 ..= 1e6.
+    /// Log-uniform over `decades` decades from 1 (1 ..= 1e6 for six).
     fn count(&mut self) -> u64 {
-        let exponent = (self.next() % 6_000) as f64 / 1_000.0;
+        let spread = u64::from(self.decades) * 1_000;
+        let exponent = (self.next() % spread.max(1)) as f64 / 1_000.0;
         10f64.powf(exponent) as u64
     }
 }
 
 /// One interval of `sets` wide sets and `sets` hot sets per core, over 8 cores, with
-/// values from `seed`.
-fn interval(sets: u32, seed: u64) -> Interval {
+/// values from `seed` spread over `decades`, cores folded unless `keep` says otherwise.
+fn interval(sets: u32, seed: u64, decades: u32, keep: Keep) -> Interval {
     let (sender, receiver) = metric_schema::channel(64);
     let mut reporters = Vec::new();
-    let mut aggregator = Aggregator::new(Keep::default(), 0);
-    let mut values = Values(seed | 1);
+    let mut aggregator = Aggregator::new(keep, 0);
+    let mut values = Values {
+        state: seed | 1,
+        decades,
+    };
     for core in 0..8 {
         let mut reporter = Reporter::new(sender.clone(), core, 0);
         let wide: Vec<_> = (0..sets)
@@ -280,16 +288,63 @@ fn resource() -> [(String, AttributeValue); 1] {
     )]
 }
 
+/// The values of `interval` alone, packed tight (integers as varints, floats as
+/// their eight bytes, histograms field by field), in series order: what any encoding
+/// must carry, without names, attributes, ids or timestamps.
+fn values_alone(interval: &Interval, out: &mut Vec<u8>) {
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let zigzag = |v: i64| ((v << 1) ^ (v >> 63)) as u64;
+    for series in &interval.series {
+        for point in &series.points {
+            match &point.value {
+                Value::U64(v) => varint(*v, out),
+                Value::I64(v) => varint(zigzag(*v), out),
+                Value::F64(v) => out.extend_from_slice(&v.to_le_bytes()),
+                Value::Mmsc(m) => {
+                    varint(m.count, out);
+                    for f in [m.sum, m.min, m.max] {
+                        out.extend_from_slice(&f.to_le_bytes());
+                    }
+                }
+                Value::Histogram(h) => {
+                    varint(h.count, out);
+                    for f in [h.sum, h.min, h.max] {
+                        out.extend_from_slice(&f.to_le_bytes());
+                    }
+                    varint(zigzag(i64::from(h.scale)), out);
+                    varint(h.zero_count, out);
+                    for side in [&h.positive, &h.negative] {
+                        varint(zigzag(i64::from(side.offset)), out);
+                        varint(side.counts.len() as u64, out);
+                        for c in &side.counts {
+                            varint(*c, out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Bytes per point in steady state: the OTAP stream (after its first batch) and OTLP
-/// (stateless), over `batches` intervals of `sets` sets with different values.
-fn wire_sizes(label: &str, sets: u32, batches: u64) {
+/// (stateless), over `batches` intervals of `sets` sets with values spread over
+/// `decades`; and the values alone, packed and compressed hard, for reference.
+fn wire_sizes(label: &str, sets: u32, batches: u64, decades: u32) {
     let resource = resource();
-    let intervals: Vec<Interval> = (0..=batches).map(|b| interval(sets, 7 + b)).collect();
+    let intervals: Vec<Interval> = (0..=batches)
+        .map(|b| interval(sets, 7 + b, decades, Keep::default()))
+        .collect();
     let points: u64 = intervals[1..].iter().map(|i| i.point_count() as u64).sum();
     let mut ipc_zstd = Producer::new(IpcCompression::Zstd);
     let mut ipc_plain = Producer::new(IpcCompression::None);
-    let (mut otap_ipc_zstd, mut otap_uncompressed, mut otap_message_zstd) = (0, 0, 0);
-    let (mut otlp_plain, mut otlp_zstd) = (0, 0);
+    let (mut otap_ipc_zstd, mut otap_double, mut otap_message_zstd) = (0, 0, 0);
+    let (mut otlp_zstd, mut values) = (0, 0);
     for (n, interval) in intervals.iter().enumerate() {
         let tables = encode(interval, &resource).expect("encodes");
         let a = ipc_zstd.produce(&tables).expect("produces").encode_to_vec();
@@ -303,32 +358,41 @@ fn wire_sizes(label: &str, sets: u32, batches: u64) {
         if n == 0 {
             continue; // the stream's first batch carries the schemas and dictionaries
         }
+        let zstd = |bytes: &[u8], level| zstd::bulk::compress(bytes, level).expect("compresses");
         otap_ipc_zstd += a.len();
-        otap_uncompressed += b.len();
-        otap_message_zstd += zstd::bulk::compress(&b, 3).expect("compresses").len();
-        otlp_plain += request.len();
-        otlp_zstd += zstd::bulk::compress(&request, 3).expect("compresses").len();
+        otap_double += zstd(&a, 3).len();
+        otap_message_zstd += zstd(&b, 3).len();
+        otlp_zstd += zstd(&request, 3).len();
+        let mut packed = Vec::new();
+        values_alone(interval, &mut packed);
+        values += zstd(&packed, 19).len();
     }
     let per = |bytes: usize| bytes as f64 / points as f64;
+    let ratio = |bytes: usize| bytes as f64 / otlp_zstd as f64;
     eprintln!(
-        "wire size, {label} ({} points per batch, {batches} batches): \
-         OTAP IPC zstd {:.2} B/point, OTAP uncompressed {:.2}, OTAP IPC uncompressed + message zstd {:.2}, \
-         OTLP protobuf {:.2}, OTLP + message zstd {:.2}; OTAP/OTLP (both zstd) = {:.2} (IPC zstd), {:.2} (message zstd)",
+        "wire size, {label}, values over {decades} decades ({} points per batch, {batches} batches), \
+         bytes per point: OTAP IPC zstd {:.2}, OTAP IPC zstd + message zstd {:.2}, \
+         OTAP IPC plain + message zstd {:.2}, OTLP + message zstd {:.2}, values alone (packed, zstd 19) {:.2}; \
+         OTAP/OTLP = {:.2} (IPC zstd), {:.2} (both), {:.2} (message zstd); values alone/OTLP = {:.2}",
         points / batches,
         per(otap_ipc_zstd),
-        per(otap_uncompressed),
+        per(otap_double),
         per(otap_message_zstd),
-        per(otlp_plain),
         per(otlp_zstd),
-        otap_ipc_zstd as f64 / otlp_zstd as f64,
-        otap_message_zstd as f64 / otlp_zstd as f64,
+        per(values),
+        ratio(otap_ipc_zstd),
+        ratio(otap_double),
+        ratio(otap_message_zstd),
+        ratio(values),
     );
 }
 
 fn otap_encode(c: &mut Criterion) {
-    wire_sizes("large interval", 64, 8);
-    wire_sizes("small interval", 2, 32);
-    let interval = interval(64, 7);
+    for decades in [6, 3, 1, 0] {
+        wire_sizes("large interval", 64, 8, decades);
+    }
+    wire_sizes("small interval", 2, 32, 6);
+    let interval = interval(64, 7, 6, Keep::default());
     let points = interval.point_count() as u64;
     let resource = resource();
     let mut group = c.benchmark_group("otap_encode");
@@ -363,6 +427,19 @@ fn otap_encode(c: &mut Criterion) {
     });
     group.bench_function("otlp_protobuf_build_encode_zstd", |b| {
         b.iter(|| zstd::bulk::compress(&otlp(&interval, &resource).encode_to_vec(), 3));
+    });
+    group.finish();
+    // Cores kept apart: eight times the points, each with its `core.id` in the
+    // data-point attribute tables.
+    let keep = Keep {
+        core: true,
+        numa_node: false,
+    };
+    let per_core = self::interval(64, 7, 6, keep);
+    let mut group = c.benchmark_group("otap_encode_kept_core");
+    group.throughput(Throughput::Elements(per_core.point_count() as u64));
+    group.bench_function("encode_only", |b| {
+        b.iter(|| encode(&per_core, &resource).expect("encodes"));
     });
     group.finish();
 }
