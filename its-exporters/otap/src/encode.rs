@@ -306,12 +306,17 @@ fn sort_attributes(rows: &mut Vec<AttrRow<'_>>) {
         next[*g] += 1;
     }
     // Then each group by value: the runs already in order cost one comparison a row.
-    for bounds in starts.windows(2) {
-        keyed[bounds[0]..bounds[1]].sort_by(|a, b| {
+    // Only strings can tie on their leading bytes and still differ.
+    for (group, bounds) in starts.windows(2).enumerate() {
+        let slice = &mut keyed[bounds[0]..bounds[1]];
+        if group >= keys.len() {
+            sort_numbers(slice);
+            continue;
+        }
+        slice.sort_by(|a, b| {
             a.0.cmp(&b.0).then_with(|| {
                 match (&rows[a.1 as usize].value, &rows[b.1 as usize].value) {
                     (AttrValue::Str(v), AttrValue::Str(w)) => same_or_cmp(v, w),
-                    // Everything else is whole in its leading bytes.
                     _ => std::cmp::Ordering::Equal,
                 }
             })
@@ -319,6 +324,37 @@ fn sort_attributes(rows: &mut Vec<AttrRow<'_>>) {
     }
     let sorted = keyed.iter().map(|k| rows[k.1 as usize].clone()).collect();
     *rows = sorted;
+}
+
+/// Sorts (value, row) pairs by value, keeping the rows' order among equal values: a
+/// counting sort when the values span a narrow range (a kept `core.id` or `numa.node`
+/// takes a handful of values over thousands of points), a stable sort otherwise.
+fn sort_numbers(slice: &mut [(u64, u32)]) {
+    let (Some(min), Some(max)) = (
+        slice.iter().map(|k| k.0).min(),
+        slice.iter().map(|k| k.0).max(),
+    ) else {
+        return;
+    };
+    let span = max - min;
+    if span >= slice.len() as u64 + 1024 {
+        slice.sort_by_key(|k| k.0);
+        return;
+    }
+    let mut starts = vec![0usize; span as usize + 2];
+    for k in slice.iter() {
+        starts[(k.0 - min) as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut sorted = vec![(0u64, 0u32); slice.len()];
+    for k in slice.iter() {
+        let at = &mut starts[(k.0 - min) as usize];
+        sorted[*at] = *k;
+        *at += 1;
+    }
+    slice.copy_from_slice(&sorted);
 }
 
 /// The width of an attribute table's `parent_id`: UInt16 for resource and scope
@@ -973,11 +1009,47 @@ impl PointAttributes {
             what: "data points",
             count: id + 1,
         })?;
-        out.extend(self.attributes.iter().map(|&(key, v)| AttrRow {
-            parent,
-            key,
-            value: AttrValue::Int(v),
-        }));
+        for &(key, v) in &self.attributes {
+            out.push(AttrRow {
+                parent,
+                key,
+                value: AttrValue::Int(v),
+            });
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sort_numbers;
+
+    /// Narrow spans take the counting sort, wide ones the comparison sort; both must
+    /// give what a stable sort by value gives.
+    #[test]
+    fn number_groups_sort_stably_by_value() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (len, span) in [
+            (0, 1),
+            (1, 1),
+            (500, 8),
+            (500, 600),
+            (500, 5_000),
+            (64, u64::MAX),
+        ] {
+            let mut pairs: Vec<(u64, u32)> = (0..len)
+                .map(|i| (u64::MAX / 2 + next() % span / 2, i))
+                .collect();
+            let mut want = pairs.clone();
+            want.sort_by_key(|k| k.0);
+            sort_numbers(&mut pairs);
+            assert_eq!(pairs, want, "{len} values over a span of {span}");
+        }
     }
 }
