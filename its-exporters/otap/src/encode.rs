@@ -376,9 +376,10 @@ fn attrs_table(
     }
     sort_attributes(&mut rows);
     let n = rows.len();
+    let kind = UInt8Array::from_iter_values(rows.iter().map(|r| r.value.code()));
+    let present = |code: u8| kind.values().contains(&code);
     let mut parent = Vec::with_capacity(n);
     let mut key = RunDictionary::with_capacity(n);
-    let mut strs = RunDictionary::with_capacity(n);
     let mut prev: Option<&AttrRow> = None;
     for row in &rows {
         let same = prev.is_some_and(|p| p.key == row.key && p.value == row.value);
@@ -389,11 +390,17 @@ fn attrs_table(
         });
         prev = Some(row);
         key.push(Some(row.key));
-        strs.push(match row.value {
-            AttrValue::Str(v) => Some(v),
-            _ => None,
-        });
     }
+    let strs = present(1).then(|| {
+        let mut strs = RunDictionary::with_capacity(n);
+        for row in &rows {
+            strs.push(match row.value {
+                AttrValue::Str(v) => Some(v),
+                _ => None,
+            });
+        }
+        strs
+    });
     let (parent_type, parent): (DataType, ArrayRef) = match width {
         ParentWidth::U16 => (
             DataType::UInt16,
@@ -403,7 +410,6 @@ fn attrs_table(
         ),
         ParentWidth::U32 => (DataType::UInt32, Arc::new(UInt32Array::from(parent))),
     };
-    let kind = UInt8Array::from_iter_values(rows.iter().map(|r| r.value.code()));
     let key = key.finish()?;
     let mut fields = vec![
         id_field("parent_id", parent_type, false, "quasidelta"),
@@ -412,14 +418,13 @@ fn attrs_table(
     ];
     let mut columns: Vec<ArrayRef> = vec![parent, key, Arc::new(kind.clone())];
     // A value column per type present, valid where the row has that type.
-    let present = |code: u8| kind.values().contains(&code);
     let valid = |code: u8| {
         let rows = kind.values();
         Some(NullBuffer::new(BooleanBuffer::collect_bool(n, |i| {
             rows[i] == code
         })))
     };
-    if present(1) {
+    if let Some(strs) = strs {
         let strs = strs.finish()?;
         fields.push(Field::new("str", strs.data_type().clone(), true));
         columns.push(strs);
@@ -842,7 +847,14 @@ fn points_tables(
     );
     let (mut e_pos, mut e_neg): (Vec<&Buckets>, Vec<&Buckets>) =
         (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut number_attrs, mut mmsc_attrs, mut exp_attrs) = (Vec::new(), Vec::new(), Vec::new());
+    // Kept cores or NUMA nodes put (at least) one attribute row per point.
+    let any_kept = interval
+        .series
+        .iter()
+        .any(|s| s.identity.core.is_some() || s.identity.numa_node.is_some());
+    let room = |points: usize| Vec::with_capacity(if any_kept { points } else { 0 });
+    let (mut number_attrs, mut mmsc_attrs, mut exp_attrs) =
+        (room(numbers), room(mmscs), room(histograms));
     let mut kept = PointAttributes::default();
     for (id, r) in rows.iter().enumerate() {
         let id = id as u16;
