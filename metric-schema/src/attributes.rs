@@ -105,15 +105,21 @@ impl IntoAttributeValue for bool {
     }
 }
 
+/// -0.0 becomes 0.0: they are the same value, and one spelling keeps them one series
+/// (series are keyed by their values' text) and one attribute on the wire.
+fn double(value: f64) -> AttributeValue {
+    AttributeValue::Double(if value == 0.0 { 0.0 } else { value })
+}
+
 impl IntoAttributeValue for f64 {
     fn to_attribute_value(&self) -> AttributeValue {
-        AttributeValue::Double(*self)
+        double(*self)
     }
 }
 
 impl IntoAttributeValue for f32 {
     fn to_attribute_value(&self) -> AttributeValue {
-        AttributeValue::Double(f64::from(*self))
+        double(f64::from(*self))
     }
 }
 

@@ -156,10 +156,13 @@ fn the_root_table_has_one_row_per_point_with_its_metric_kind() {
             _ => {}
         }
     }
-    assert_eq!(seen["requests"].0, 2);
-    assert_eq!(seen["depth"].0, 1);
-    assert_eq!(seen["size"].0, 3);
-    assert_eq!(seen["latency"].0, 4);
+    // (metric type, temporality null, monotonicity null): temporality for all but
+    // gauges, monotonicity for sums only.
+    assert_eq!(seen["requests"], (2, false, false));
+    assert_eq!(seen["level"], (2, false, false));
+    assert_eq!(seen["depth"], (1, true, true));
+    assert_eq!(seen["size"], (3, false, true));
+    assert_eq!(seen["latency"], (4, false, true));
     // Scopes: the metric set's name; ids grouped so that deltas are never negative.
     let scope = root
         .column_by_name("scope")
@@ -304,10 +307,16 @@ fn attributes_of_every_type_sort_and_decode_to_what_was_bound() {
     let sets: Vec<Mixed> = (0..15)
         .map(|i| Mixed {
             label: labels[i % 5].to_string(),
-            count: counts[i % 4],
+            count: counts[(i / 3) % 5],
             ratio: ratios[(i / 2) % 6],
             on: i % 2 == 0,
         })
+        .chain([-0.0, 0.0].map(|ratio| Mixed {
+            label: "zero".into(),
+            count: 0,
+            ratio,
+            on: true,
+        }))
         .collect();
     let (sender, queue) = metric_schema::channel(64);
     let mut r = Reporter::new(sender, 0, 0);
@@ -334,26 +343,33 @@ fn attributes_of_every_type_sort_and_decode_to_what_was_bound() {
     let order = |row: usize| {
         let (parent, key, value) = &decoded[row];
         // Values compare as their type does: a number as a number, not as text.
-        let number = match kind.value(row) {
-            2 => value.parse::<i64>().unwrap() as f64,
-            3 => value.parse::<f64>().unwrap(),
-            _ => 0.0,
+        let (int, double) = match kind.value(row) {
+            2 => (value.parse::<i64>().unwrap(), 0.0),
+            3 => (0, value.parse::<f64>().unwrap()),
+            _ => (0, 0.0),
         };
-        (kind.value(row), key.clone(), number, value.clone(), *parent)
+        (
+            kind.value(row),
+            key.clone(),
+            int,
+            double,
+            value.clone(),
+            *parent,
+        )
     };
     for row in 1..batch.num_rows() {
         let (a, b) = (order(row - 1), order(row));
-        let ordered = (&a.0, &a.1)
-            .cmp(&(&b.0, &b.1))
-            .then(a.2.total_cmp(&b.2))
+        let ordered = (&a.0, &a.1, a.2)
+            .cmp(&(&b.0, &b.1, b.2))
+            .then(a.3.total_cmp(&b.3))
             .then_with(|| {
                 if a.0 == 1 || a.0 == 4 {
-                    a.3.cmp(&b.3)
+                    a.4.cmp(&b.4)
                 } else {
                     std::cmp::Ordering::Equal
                 }
             })
-            .then(a.4.cmp(&b.4));
+            .then(a.5.cmp(&b.5));
         assert!(ordered.is_le(), "row {row} out of order: {a:?} then {b:?}");
     }
     // Every scope decodes to exactly one of the bound sets, and every set appears.
@@ -361,6 +377,10 @@ fn attributes_of_every_type_sort_and_decode_to_what_was_bound() {
     for (scope, key, value) in decoded {
         scopes.entry(scope).or_default().insert(key, value);
     }
+    // One `requests` row per scope: sets bound with equal values (-0.0 and 0.0 among
+    // them) are one series, not two rows of one scope.
+    let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
+    assert_eq!(root.num_rows(), scopes.len());
     let mut got: Vec<_> = scopes.into_values().collect();
     let mut want: Vec<BTreeMap<String, String>> = sets
         .iter()
