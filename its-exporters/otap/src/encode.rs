@@ -172,12 +172,7 @@ impl<'a> AttrValue<'a> {
     /// total order).
     fn leading(&self) -> u64 {
         match self {
-            AttrValue::Str(s) => {
-                let mut head = [0u8; 8];
-                let n = s.len().min(8);
-                head[..n].copy_from_slice(&s.as_bytes()[..n]);
-                u64::from_be_bytes(head)
-            }
+            AttrValue::Str(s) => leading_bytes(s),
             AttrValue::Int(i) => (*i as u64) ^ (1 << 63),
             AttrValue::Double(d) => {
                 let bits = d.to_bits();
@@ -476,13 +471,26 @@ struct MetricRow<'a> {
 }
 
 /// `a.cmp(b)`, without reading the bytes when both are the same string (keys and names
-/// come from `'static` descriptors, so equal ones usually share their address).
+/// come from `'static` descriptors, so equal ones usually share their address), and
+/// without a `memcmp` call when both fit in eight bytes (node ids and the like):
+/// zero-padded big-endian words order like the strings, and a tie means one is a
+/// prefix of the other, so the shorter comes first.
 fn same_or_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     if std::ptr::eq(a, b) {
         std::cmp::Ordering::Equal
+    } else if a.len() <= 8 && b.len() <= 8 {
+        (leading_bytes(a), a.len()).cmp(&(leading_bytes(b), b.len()))
     } else {
         a.cmp(b)
     }
+}
+
+/// The first eight bytes of `s`, zero-padded, as a big-endian word.
+fn leading_bytes(s: &str) -> u64 {
+    let mut head = [0u8; 8];
+    let n = s.len().min(8);
+    head[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(head)
 }
 
 /// A total order of series: set name, attribute set, attribute values, core, NUMA node.
@@ -1034,7 +1042,39 @@ impl PointAttributes {
 
 #[cfg(test)]
 mod tests {
-    use super::sort_numbers;
+    use super::{same_or_cmp, sort_numbers};
+
+    /// Short strings compare as words; the order must be `str`'s, NULs included.
+    #[test]
+    fn strings_compare_as_str_does() {
+        let words = [
+            "",
+            "\0",
+            "\0\0",
+            "a",
+            "a\0",
+            "a\0\0",
+            "ab",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgz",
+            "b",
+            "\u{e9}",
+            "node-1",
+            "node-10",
+            "node-2",
+            "\u{ff}\u{ff}",
+        ];
+        for a in words {
+            for b in words {
+                // Copies, so that equal strings do not share their address.
+                let (a2, b2) = (a.to_string(), b.to_string());
+                assert_eq!(same_or_cmp(&a2, &b2), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 
     /// Narrow spans take the counting sort, wide ones the comparison sort; both must
     /// give what a stable sort by value gives.
