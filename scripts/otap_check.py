@@ -312,16 +312,25 @@ def check_totals(totals, expect_items):
     return cores
 
 
-def serve(port_file):
-    """Serves ArrowMetrics until SIGTERM; returns the BARs of every stream."""
+def serve(port_file, expect_header=None):
+    """Serves ArrowMetrics until SIGTERM; returns the BARs of every stream. With
+    `expect_header` (name, value), a stream without that header is refused with
+    UNAUTHENTICATED, as an auth interceptor would, and the check fails."""
     from concurrent import futures
     import signal
     import threading
     import grpc
 
-    received, lock = [], threading.Lock()
+    received, refused, lock = [], [], threading.Lock()
 
     def arrow_metrics(requests, context):
+        if expect_header:
+            name, value = expect_header
+            got = dict(context.invocation_metadata()).get(name)
+            if got != value:
+                with lock:
+                    refused.append(got)
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, f"header {name}: {got!r}")
         bars = []
         with lock:
             received.append(bars)
@@ -348,6 +357,7 @@ def serve(port_file):
     stop.wait()
     server.stop(grace=2).wait()
     with lock:
+        assert not refused, f"streams without the expected header: {refused}"
         return [bars for bars in received if bars]
 
 
@@ -359,11 +369,14 @@ def main():
     parser.add_argument("--expect-items", type=int, required=True)
     parser.add_argument("--expect-reset", action="store_true",
                         help="fail unless some stream had a schema reset in the middle")
+    parser.add_argument("--expect-header", metavar="NAME=VALUE",
+                        help="refuse (and fail on) streams that do not carry this gRPC header")
     args = parser.parse_args()
     if args.listen == bool(args.file):
         parser.error("give --file FILE or --listen --port-file P")
 
-    streams = serve(args.port_file) if args.listen else [read_bars(args.file)]
+    header = tuple(args.expect_header.split("=", 1)) if args.expect_header else None
+    streams = serve(args.port_file, header) if args.listen else [read_bars(args.file)]
     assert streams, "nothing received"
     totals = defaultdict(int)
     ipc_streams = histograms = resets = 0

@@ -69,6 +69,10 @@ pub struct OtapConfig {
     /// (the default, all a UInt8 key addresses). The test command lowers it to put a
     /// reset in the middle of a live stream.
     pub u8_dictionary_limit: usize,
+    /// gRPC headers sent when each stream opens, such as `authorization` or an API key.
+    /// `${env:NAME}` in a value is replaced by that environment variable, so that
+    /// secrets stay out of the file.
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for OtapConfig {
@@ -88,6 +92,7 @@ impl Default for OtapConfig {
             ack_timeout: t.ack_timeout,
             connect_timeout: t.connect_timeout,
             u8_dictionary_limit: t.producer.u8_dictionary_limit,
+            headers: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -145,6 +150,12 @@ impl NodeConfig for OtapConfig {
                 return Err(format!("`{name}` must be longer than zero"));
             }
         }
+        if !self.headers.is_empty() {
+            if self.file.is_some() {
+                return Err("`headers` are for a gRPC `endpoint`, not a `file`".into());
+            }
+            crate::transport::metadata(&self.headers()?)?;
+        }
         if self.max_backoff < self.initial_backoff {
             return Err(format!(
                 "`max_backoff` ({:?}) is shorter than `initial_backoff` ({:?})",
@@ -156,6 +167,18 @@ impl NodeConfig for OtapConfig {
 }
 
 impl OtapConfig {
+    /// The headers with `${env:NAME}` replaced by the environment's values.
+    fn headers(&self) -> Result<Vec<(String, String)>, String> {
+        self.headers
+            .iter()
+            .map(|(name, value)| {
+                expand_env(value)
+                    .map(|value| (name.clone(), value))
+                    .map_err(|e| format!("header `{name}`: {e}"))
+            })
+            .collect()
+    }
+
     fn producer_options(&self) -> ProducerOptions {
         ProducerOptions {
             compression: match self.compression {
@@ -208,7 +231,7 @@ pub struct OtapMetrics {
     /// Batches sent again on a new stream.
     #[metric(unit = "{batch}")]
     pub retried_batches: metric_schema::ObserveCounter<u64>,
-    /// Batches given up: out of retries, refused as invalid, pushed out of a full queue, or held at shutdown.
+    /// Batches given up: out of retries, refused for good (invalid, unauthenticated), pushed out of a full queue, or held at shutdown.
     #[metric(unit = "{batch}")]
     pub dropped_batches: metric_schema::ObserveCounter<u64>,
     /// Data points in dropped batches.
@@ -340,6 +363,35 @@ impl Otap {
     }
 }
 
+/// `text` with every `${env:NAME}` replaced by the variable's value.
+fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${env:") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "${env:".len()..];
+        let Some(end) = after.find('}') else {
+            return Err("`${env:` without its closing `}`".into());
+        };
+        let name = &after[..end];
+        if name.is_empty() {
+            return Err("`${env:}` names no variable".into());
+        }
+        match std::env::var(name) {
+            Ok(value) => out.push_str(&value),
+            Err(std::env::VarError::NotPresent) => {
+                return Err(format!("environment variable `{name}` is not set"));
+            }
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(format!("environment variable `{name}` is not valid UTF-8"));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 fn io_error(path: &std::path::Path, e: &std::io::Error) -> NodeError {
     NodeError::new(format!(
         "exporter:otap cannot write {}: {e}",
@@ -372,6 +424,7 @@ fn create(value: &serde_json::Value, ctx: &NodeContext) -> Result<NodeTask, Stri
             max_backoff: config.max_backoff,
             ack_timeout: config.ack_timeout,
             connect_timeout: config.connect_timeout,
+            headers: config.headers()?,
             log: crate::transport::LogSink::default(),
         };
         let transport = TransportHandle::spawn(settings, Arc::clone(&stats))?;

@@ -10,9 +10,11 @@
 //! - a non-OK status, a broken or closed stream, or no answer within `ack_timeout`
 //!   ends the stream: the unanswered batches are produced again, with a fresh
 //!   [`Producer`], on the next stream, after a backoff (doubling up to `max_backoff`);
-//! - a batch that failed `max_retries + 1` times, or that the receiver refused as
-//!   invalid, is dropped and counted; when the queue is full the oldest interval is
-//!   dropped and counted. With cumulative temporality the next export carries the
+//! - the configured headers go with every stream as gRPC metadata;
+//! - a batch that failed `max_retries + 1` times, or that the receiver refused in a way
+//!   it would refuse again (invalid data, credentials, no such service), on its status
+//!   or by refusing the stream, is dropped and counted; when the queue is full the
+//!   oldest interval is dropped and counted. With cumulative temporality the next export carries the
 //!   totals again, so a dropped batch loses no value.
 //!
 //! Memory is bounded by `queue_capacity` intervals waiting plus `max_in_flight` batches
@@ -27,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tonic::codec::CompressionEncoding;
+use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::encode::MetricsTables;
@@ -76,6 +79,9 @@ pub struct TransportSettings {
     pub ack_timeout: Duration,
     /// How long connecting may take.
     pub connect_timeout: Duration,
+    /// gRPC metadata sent when each stream opens (`authorization`, API keys): ASCII
+    /// names and values; see [`metadata`].
+    pub headers: Vec<(String, String)>,
     /// Where warnings go (standard error by default).
     pub log: LogSink,
 }
@@ -111,7 +117,7 @@ pub struct TransportStats {
     pub batches_rejected: AtomicU64,
     /// Batches sent again on a new stream.
     pub batches_retried: AtomicU64,
-    /// Batches given up: out of retries, refused as invalid, pushed out of a full queue,
+    /// Batches given up: out of retries, refused for good (invalid, unauthenticated), pushed out of a full queue,
     /// or still held when the exporter stopped.
     pub batches_dropped: AtomicU64,
     /// Data points in dropped batches.
@@ -171,6 +177,7 @@ impl TransportHandle {
     /// endpoint or CA file is unusable.
     pub fn spawn(settings: TransportSettings, stats: Arc<TransportStats>) -> Result<Self, String> {
         let endpoint = endpoint(&settings)?;
+        let metadata = metadata(&settings.headers)?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::with_capacity(settings.queue_capacity)),
             work: Notify::new(),
@@ -194,6 +201,7 @@ impl TransportHandle {
                     Ok(runtime) => runtime.block_on(
                         Transport {
                             endpoint,
+                            metadata,
                             settings,
                             shared: thread_shared,
                             retry: VecDeque::new(),
@@ -307,6 +315,34 @@ impl Shared {
     }
 }
 
+/// `headers` as gRPC metadata: names as HTTP/2 allows (lowercased), values of visible
+/// ASCII. Binary (`-bin`) metadata and the names gRPC itself uses (`grpc-*`,
+/// `content-type`, `te`) are refused.
+pub fn metadata(headers: &[(String, String)]) -> Result<MetadataMap, String> {
+    let mut map = MetadataMap::new();
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("grpc-") || lower == "content-type" || lower == "te" {
+            return Err(format!(
+                "header `{name}`: gRPC sets it itself; give your own headers only"
+            ));
+        }
+        if lower.ends_with("-bin") {
+            return Err(format!(
+                "header `{name}`: binary (`-bin`) metadata is not supported; give an ASCII header"
+            ));
+        }
+        let key = MetadataKey::<Ascii>::from_bytes(lower.as_bytes()).map_err(|_| {
+            format!("header `{name}`: not a valid header name (letters, digits, `-`, `_`, `.`)")
+        })?;
+        let value = MetadataValue::<Ascii>::try_from(value.as_str()).map_err(|_| {
+            format!("header `{name}`: the value must be visible ASCII (no line breaks or control characters)")
+        })?;
+        map.append(key, value);
+    }
+    Ok(map)
+}
+
 fn endpoint(settings: &TransportSettings) -> Result<Endpoint, String> {
     let text = settings.endpoint.as_str();
     let https = text.starts_with("https://");
@@ -396,6 +432,8 @@ enum StreamEnd {
 
 struct Transport {
     endpoint: Endpoint,
+    /// The configured headers, sent when each stream opens.
+    metadata: MetadataMap,
     settings: TransportSettings,
     shared: Arc<Shared>,
     /// Batches to send again on the next stream, oldest first (at most `max_in_flight`).
@@ -511,7 +549,7 @@ impl Transport {
             self.shared.count_dropped(&job);
             let endpoint = &self.settings.endpoint;
             self.log.warn(Problem::Dropped, || {
-                format!("dropping batches {endpoint} did not take (out of retries or refused as invalid); each is counted in its.exporter.otap.dropped_batches")
+                format!("dropping batches {endpoint} did not take (out of retries, or refused in a way a retry cannot fix); each is counted in its.exporter.otap.dropped_batches")
             });
         }
     }
@@ -535,9 +573,17 @@ impl Transport {
         // Fill the window first: some servers answer the headers only with the first
         // status, and tonic waits for the headers before it hands out the responses.
         self.fill(&mut producer, &tx, &mut in_flight);
-        let Some(mut inbound) = self.open(grpc, rx).await else {
-            self.fail_in_flight(in_flight, true);
-            return StreamEnd::Failed;
+        let mut inbound = match self.open(grpc, rx).await {
+            Ok(inbound) => inbound,
+            Err(retryable) => {
+                if !retryable {
+                    // Wrong credentials or no ArrowMetrics service: the batches of
+                    // this stream would be refused again.
+                    bump(&self.shared.stats.batches_rejected, in_flight.len() as u64);
+                }
+                self.fail_in_flight(in_flight, retryable);
+                return StreamEnd::Failed;
+            }
         };
 
         loop {
@@ -611,8 +657,9 @@ impl Transport {
         &mut self,
         mut grpc: tonic::client::Grpc<Channel>,
         rx: tokio::sync::mpsc::Receiver<BatchArrowRecords>,
-    ) -> Option<tonic::Streaming<BatchStatus>> {
-        let request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    ) -> Result<tonic::Streaming<BatchStatus>, bool> {
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        *request.metadata_mut() = self.metadata.clone();
         let path = http::uri::PathAndQuery::from_static(ARROW_METRICS_PATH);
         let codec = tonic_prost::ProstCodec::<BatchArrowRecords, BatchStatus>::default();
         let started = async {
@@ -624,16 +671,17 @@ impl Transport {
         match tokio::time::timeout(self.settings.ack_timeout, started).await {
             Err(_) => {
                 self.no_answer();
-                None
+                Err(true)
             }
             Ok(Err(status)) => {
                 let endpoint = &self.settings.endpoint;
+                let retryable = retryable(status.code());
                 self.log.warn(Problem::Broken, || {
                     format!("{endpoint} refused the stream: {}", status_text(&status))
                 });
-                None
+                Err(retryable)
             }
-            Ok(Ok(response)) => Some(response.into_inner()),
+            Ok(Ok(response)) => Ok(response.into_inner()),
         }
     }
 
@@ -703,14 +751,7 @@ impl Transport {
         }
         bump(&self.shared.stats.batches_rejected, 1);
         let code = tonic::Code::from_i32(status.status_code);
-        // The receiver will refuse the same bytes again: no retry for these.
-        let retryable = !matches!(
-            code,
-            tonic::Code::InvalidArgument
-                | tonic::Code::PermissionDenied
-                | tonic::Code::Unauthenticated
-                | tonic::Code::Unimplemented
-        );
+        let retryable = retryable(code);
         let endpoint = &self.settings.endpoint;
         self.log.warn(Problem::Rejected, || {
             format!(
@@ -739,6 +780,18 @@ impl Transport {
             self.give_up();
         }
     }
+}
+
+/// Whether a batch refused with `code` is worth sending again: not when the receiver
+/// will refuse the same bytes again (invalid data, credentials, a missing service).
+fn retryable(code: tonic::Code) -> bool {
+    !matches!(
+        code,
+        tonic::Code::InvalidArgument
+            | tonic::Code::PermissionDenied
+            | tonic::Code::Unauthenticated
+            | tonic::Code::Unimplemented
+    )
 }
 
 async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
@@ -784,6 +837,7 @@ impl Default for TransportSettings {
             max_backoff: Duration::from_secs(5),
             ack_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            headers: Vec::new(),
             log: LogSink::default(),
         }
     }

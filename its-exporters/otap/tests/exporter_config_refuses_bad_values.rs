@@ -77,3 +77,41 @@ fn bad_values_name_the_field_and_the_way_out() {
         &["retries"],
     );
 }
+
+#[test]
+fn headers_take_environment_values_and_refuse_what_grpc_cannot_send() {
+    // Cargo sets CARGO_PKG_NAME for the tests it runs.
+    parse(&json!({
+        "endpoint": "http://h:1",
+        "headers": {"Authorization": "Bearer ${env:CARGO_PKG_NAME}", "x-tenant": "a"},
+    }))
+    .unwrap();
+    refused(
+        &json!({"endpoint": "http://h:1", "headers": {"authorization": "${env:ITS_OTAP_TEST_UNSET}"}}),
+        &["header `authorization`", "`ITS_OTAP_TEST_UNSET` is not set"],
+    );
+    refused(
+        &json!({"endpoint": "http://h:1", "headers": {"a": "${env:NAME"}}),
+        &["header `a`", "closing `}`"],
+    );
+    refused(
+        &json!({"endpoint": "http://h:1", "headers": {"bad name": "x"}}),
+        &["header `bad name`", "not a valid header name"],
+    );
+    refused(
+        &json!({"endpoint": "http://h:1", "headers": {"a": "line\nbreak"}}),
+        &["header `a`", "visible ASCII"],
+    );
+    refused(
+        &json!({"endpoint": "http://h:1", "headers": {"grpc-timeout": "1S"}}),
+        &["header `grpc-timeout`", "gRPC sets it"],
+    );
+    refused(
+        &json!({"endpoint": "http://h:1", "headers": {"trace-bin": "x"}}),
+        &["header `trace-bin`", "binary"],
+    );
+    refused(
+        &json!({"file": "out.bin", "headers": {"a": "b"}}),
+        &["`headers` are for a gRPC `endpoint`"],
+    );
+}

@@ -38,11 +38,19 @@ enum Peer {
     Silent,
     /// OK for the first batch, then ends the stream (as a server ending idle streams).
     EndsAfterOne,
+    /// Healthy for streams opened with `authorization: Bearer TOKEN`; refuses the others
+    /// with UNAUTHENTICATED before any batch is read, as an auth interceptor does.
+    RequiresToken,
 }
+
+/// What `Peer::RequiresToken` wants.
+const TOKEN: &str = "Bearer s3cret";
 
 #[derive(Default)]
 struct Seen {
     streams: AtomicUsize,
+    /// The `authorization` header of each stream.
+    authorization: Mutex<Vec<Option<String>>>,
     /// Batch ids and whether their first payload started with a schema, per stream.
     batches: Mutex<Vec<Vec<(i64, bool)>>>,
 }
@@ -102,6 +110,18 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
     ) -> Self::Future {
         let FakeReceiver { peer, seen } = self.clone();
         let stream_no = seen.streams.fetch_add(1, Ordering::SeqCst);
+        let authorization = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let authorized = authorization.as_deref() == Some(TOKEN);
+        seen.authorization.lock().unwrap().push(authorization);
+        if peer == Peer::RequiresToken && !authorized {
+            return Box::pin(async {
+                Err(tonic::Status::unauthenticated("missing or wrong token"))
+            });
+        }
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let mine = {
@@ -121,7 +141,10 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     Peer::Unavailable { streams } if stream_no < streams => {
                         vec![status(bar.batch_id, tonic::Code::Unavailable)]
                     }
-                    Peer::Healthy | Peer::HealthyGzip | Peer::Unavailable { .. } => {
+                    Peer::Healthy
+                    | Peer::HealthyGzip
+                    | Peer::RequiresToken
+                    | Peer::Unavailable { .. } => {
                         vec![status(bar.batch_id, tonic::Code::Ok)]
                     }
                     Peer::InvalidArgument => {
@@ -540,4 +563,37 @@ fn grpc_compression_compresses_the_messages() {
     run.close(Duration::from_millis(100));
     assert_eq!(run.get(|s| &s.batches_acked), 0);
     run.assert_conserved(1, 1);
+}
+
+#[test]
+fn headers_open_the_stream_and_a_refused_token_is_not_retried() {
+    let server = serve(Peer::RequiresToken);
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+
+    // With the token: delivered, and the receiver saw it on the stream.
+    let mut run = start(endpoint.clone(), |s| {
+        s.headers = vec![("Authorization".into(), TOKEN.into())];
+    });
+    run.push(3, 2);
+    wait_until("every batch acked", || run.get(|s| &s.batches_acked) == 3);
+    run.close(Duration::from_millis(200));
+    run.assert_conserved(3, 6);
+    assert_eq!(
+        server.seen.authorization.lock().unwrap()[0].as_deref(),
+        Some(TOKEN)
+    );
+
+    // Without: every stream is refused before a batch is read; the batches are
+    // rejected and dropped, never retried, and the refusal is logged once.
+    let mut run = start(endpoint, |s| s.max_in_flight = 2);
+    run.push(4, 1);
+    wait_until("every batch dropped", || {
+        run.get(|s| &s.batches_dropped) == 4
+    });
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(4, 4);
+    assert_eq!(run.get(|s| &s.batches_rejected), 4);
+    assert_eq!(run.get(|s| &s.batches_retried), 0);
+    assert_eq!(run.logged("refused the stream"), 1, "{:?}", run.logs);
+    assert_eq!(run.logged("Unauthenticated"), 1, "{:?}", run.logs);
 }
