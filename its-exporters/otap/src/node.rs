@@ -231,7 +231,8 @@ pub struct OtapMetrics {
     /// Batches sent again on a new stream.
     #[metric(unit = "{batch}")]
     pub retried_batches: metric_schema::ObserveCounter<u64>,
-    /// Batches given up: out of retries, refused for good (invalid, unauthenticated), pushed out of a full queue, or held at shutdown.
+    /// Batches given up: out of retries, refused for good (invalid, unauthenticated),
+    /// pushed out of a full queue, or held at shutdown.
     #[metric(unit = "{batch}")]
     pub dropped_batches: metric_schema::ObserveCounter<u64>,
     /// Data points in dropped batches.

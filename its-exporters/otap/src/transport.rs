@@ -117,8 +117,8 @@ pub struct TransportStats {
     pub batches_rejected: AtomicU64,
     /// Batches sent again on a new stream.
     pub batches_retried: AtomicU64,
-    /// Batches given up: out of retries, refused for good (invalid, unauthenticated), pushed out of a full queue,
-    /// or still held when the exporter stopped.
+    /// Batches given up: out of retries, refused for good (invalid, unauthenticated),
+    /// pushed out of a full queue, or still held when the exporter stopped.
     pub batches_dropped: AtomicU64,
     /// Data points in dropped batches.
     pub points_dropped: AtomicU64,
