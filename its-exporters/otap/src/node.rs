@@ -46,6 +46,11 @@ pub struct OtapConfig {
     pub grpc_compression: GrpcCompression,
     /// PEM certificate authority for an `https` endpoint (the web PKI roots otherwise).
     pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for receivers that require one (mutual TLS); with
+    /// `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
     /// Batches sent and not yet answered, at most.
     pub max_in_flight: usize,
     /// Intervals waiting for the transport, at most; beyond, the oldest is dropped.
@@ -84,6 +89,8 @@ impl Default for OtapConfig {
             compression: Compression::Zstd,
             grpc_compression: t.grpc_compression,
             ca_file: None,
+            cert_file: None,
+            key_file: None,
             max_in_flight: t.max_in_flight,
             queue_capacity: t.queue_capacity,
             max_retries: t.max_retries,
@@ -100,7 +107,14 @@ impl Default for OtapConfig {
 impl NodeConfig for OtapConfig {
     fn check(&self) -> Result<(), String> {
         match (&self.file, &self.endpoint) {
-            (Some(_), None) => {}
+            (Some(_), None) => {
+                if self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some() {
+                    return Err(
+                        "`ca_file`, `cert_file` and `key_file` are for a gRPC `endpoint`, not a `file`"
+                            .into(),
+                    );
+                }
+            }
             (None, Some(endpoint)) => {
                 if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                     return Err(format!(
@@ -110,8 +124,21 @@ impl NodeConfig for OtapConfig {
                 if let Err(e) = endpoint.parse::<http::Uri>() {
                     return Err(format!("`endpoint: {endpoint}`: {e}"));
                 }
-                if self.ca_file.is_some() && !endpoint.starts_with("https://") {
-                    return Err("`ca_file` is for `https` endpoints".into());
+                let tls = [
+                    ("ca_file", self.ca_file.is_some()),
+                    ("cert_file", self.cert_file.is_some()),
+                    ("key_file", self.key_file.is_some()),
+                ];
+                if let Some((name, _)) = tls.iter().find(|(_, given)| *given)
+                    && !endpoint.starts_with("https://")
+                {
+                    return Err(format!("`{name}` is for `https` endpoints"));
+                }
+                if self.cert_file.is_some() != self.key_file.is_some() {
+                    return Err(
+                        "give `cert_file` and `key_file` together (the client certificate and its key)"
+                            .into(),
+                    );
                 }
             }
             (Some(_), Some(_)) => return Err("give `file` or `endpoint`, not both".into()),
@@ -416,6 +443,7 @@ fn create(value: &serde_json::Value, ctx: &NodeContext) -> Result<NodeTask, Stri
         let settings = TransportSettings {
             endpoint: endpoint.clone(),
             ca_file: config.ca_file.clone(),
+            client_identity: config.cert_file.clone().zip(config.key_file.clone()),
             grpc_compression: config.grpc_compression,
             producer: config.producer_options(),
             max_in_flight: config.max_in_flight,

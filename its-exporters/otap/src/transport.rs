@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::encode::MetricsTables;
 use crate::producer::{Producer, ProducerOptions};
@@ -61,6 +61,9 @@ pub struct TransportSettings {
     pub endpoint: String,
     /// PEM file of the certificate authority for `https` (the web PKI roots otherwise).
     pub ca_file: Option<std::path::PathBuf>,
+    /// PEM certificate and private key this client presents, for receivers that require
+    /// client certificates (mutual TLS); both or neither.
+    pub client_identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// gRPC message compression.
     pub grpc_compression: GrpcCompression,
     /// IPC body compression and dictionaries.
@@ -357,17 +360,24 @@ fn endpoint(settings: &TransportSettings) -> Result<Endpoint, String> {
         .tcp_nodelay(true);
     if https {
         let mut tls = ClientTlsConfig::new().with_webpki_roots();
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| format!("{what} `{}`: {e}", path.display()))
+        };
         if let Some(path) = &settings.ca_file {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("ca_file `{}`: {e}", path.display()))?;
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
+            tls = tls.ca_certificate(Certificate::from_pem(read("ca_file", path)?));
+        }
+        if let Some((cert, key)) = &settings.client_identity {
+            tls = tls.identity(Identity::from_pem(
+                read("cert_file", cert)?,
+                read("key_file", key)?,
+            ));
         }
         endpoint = endpoint
             .tls_config(tls)
             .map_err(|e| format!("endpoint `{text}`: TLS: {e}"))?;
-    } else if settings.ca_file.is_some() {
+    } else if settings.ca_file.is_some() || settings.client_identity.is_some() {
         return Err(format!(
-            "`ca_file` is for `https` endpoints; `{text}` is plain http"
+            "`ca_file`, `cert_file` and `key_file` are for `https` endpoints; `{text}` is plain http"
         ));
     }
     Ok(endpoint)
@@ -802,11 +812,23 @@ async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
 }
 
 fn status_text(status: &tonic::Status) -> String {
-    if status.message().is_empty() {
+    let mut text = if status.message().is_empty() {
         format!("{:?}", status.code())
     } else {
         format!("{:?}: {}", status.code(), status.message())
+    };
+    // A transport failure (a TLS alert, a reset) carries its cause as the source.
+    if let Some(source) = std::error::Error::source(status) {
+        let chain = error_chain(source);
+        let cause = chain
+            .strip_prefix(status.message())
+            .map_or(chain.as_str(), |rest| rest.trim_start_matches(": "));
+        if !cause.is_empty() {
+            text.push_str(": ");
+            text.push_str(cause);
+        }
     }
+    text
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -828,6 +850,7 @@ impl Default for TransportSettings {
         TransportSettings {
             endpoint: String::new(),
             ca_file: None,
+            client_identity: None,
             grpc_compression: GrpcCompression::None,
             producer: ProducerOptions::default(),
             max_in_flight: 16,

@@ -79,6 +79,26 @@ fn bad_values_name_the_field_and_the_way_out() {
 }
 
 #[test]
+fn client_certificates_come_in_pairs_and_only_for_https() {
+    parse(&json!({
+        "endpoint": "https://h:1", "cert_file": "c.pem", "key_file": "k.pem", "ca_file": "ca.pem",
+    }))
+    .unwrap();
+    refused(
+        &json!({"endpoint": "https://h:1", "cert_file": "c.pem"}),
+        &["`cert_file` and `key_file` together"],
+    );
+    refused(
+        &json!({"endpoint": "http://h:1", "cert_file": "c.pem", "key_file": "k.pem"}),
+        &["`cert_file` is for `https`"],
+    );
+    refused(
+        &json!({"file": "out.bin", "ca_file": "ca.pem"}),
+        &["not a `file`"],
+    );
+}
+
+#[test]
 fn headers_take_environment_values_and_refuse_what_grpc_cannot_send() {
     // Cargo sets CARGO_PKG_NAME for the tests it runs.
     parse(&json!({

@@ -188,7 +188,7 @@ struct Server {
 }
 
 fn serve(peer: Peer) -> Server {
-    serve_with(peer, None)
+    serve_with(peer, None, None)
 }
 
 /// A self-signed certificate for 127.0.0.1: (certificate PEM, key PEM).
@@ -197,7 +197,9 @@ fn certificate() -> (String, String) {
     (certified.cert.pem(), certified.signing_key.serialize_pem())
 }
 
-fn serve_with(peer: Peer, tls: Option<(String, String)>) -> Server {
+/// With `tls` (certificate and key PEM), https; with `client_ca` too, a client
+/// certificate from that CA is required.
+fn serve_with(peer: Peer, tls: Option<(String, String)>, client_ca: Option<String>) -> Server {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -214,12 +216,12 @@ fn serve_with(peer: Peer, tls: Option<(String, String)>) -> Server {
     };
     let mut builder = tonic::transport::Server::builder();
     if let Some((cert, key)) = tls {
-        builder = builder
-            .tls_config(
-                tonic::transport::ServerTlsConfig::new()
-                    .identity(tonic::transport::Identity::from_pem(cert, key)),
-            )
-            .unwrap();
+        let mut config = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert, key));
+        if let Some(ca) = client_ca {
+            config = config.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(config).unwrap();
     }
     runtime.spawn(
         builder
@@ -498,7 +500,7 @@ fn https_with_a_private_ca_delivers() {
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, &cert).unwrap();
-    let server = serve_with(Peer::Healthy, Some((cert, key)));
+    let server = serve_with(Peer::Healthy, Some((cert, key)), None);
     let mut run = start(format!("https://127.0.0.1:{}", server.port), |s| {
         s.ca_file = Some(ca.clone());
     });
@@ -513,7 +515,7 @@ fn https_with_a_private_ca_delivers() {
 #[test]
 fn https_to_an_untrusted_certificate_is_a_counted_connect_failure() {
     // The web PKI roots do not know a self-signed certificate.
-    let server = serve_with(Peer::Healthy, Some(certificate()));
+    let server = serve_with(Peer::Healthy, Some(certificate()), None);
     let mut run = start(format!("https://127.0.0.1:{}", server.port), |_| {});
     run.push(3, 1);
     wait_until("failed TLS handshakes", || {
@@ -596,4 +598,57 @@ fn headers_open_the_stream_and_a_refused_token_is_not_retried() {
     assert_eq!(run.get(|s| &s.batches_retried), 0);
     assert_eq!(run.logged("refused the stream"), 1, "{:?}", run.logs);
     assert_eq!(run.logged("Unauthenticated"), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn mutual_tls_presents_the_client_certificate() {
+    let (server_cert, server_key) = certificate();
+    let (client_cert, client_key) = certificate();
+    let dir = std::env::temp_dir().join(format!("its-otap-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let ca = write("ca.pem", &server_cert);
+    let identity = (
+        write("client.pem", &client_cert),
+        write("client-key.pem", &client_key),
+    );
+    let server = serve_with(
+        Peer::Healthy,
+        Some((server_cert, server_key)),
+        Some(client_cert),
+    );
+    let endpoint = format!("https://127.0.0.1:{}", server.port);
+
+    // With the client certificate: delivered.
+    let mut run = start(endpoint.clone(), |s| {
+        s.ca_file = Some(ca.clone());
+        s.client_identity = Some(identity.clone());
+    });
+    run.push(3, 2);
+    run.close(Duration::from_secs(10));
+    assert_eq!(run.get(|s| &s.batches_acked), 3, "{:?}", run.logs);
+
+    // Without: the server ends the handshake; nothing is delivered, every batch is
+    // accounted for, and the failure is counted.
+    let mut run = start(endpoint, |s| {
+        s.ca_file = Some(ca.clone());
+        s.max_retries = 1;
+    });
+    run.push(3, 2);
+    wait_until("every batch dropped", || {
+        run.get(|s| &s.batches_dropped) == 3
+    });
+    run.close(Duration::from_millis(100));
+    let _ = std::fs::remove_dir_all(&dir);
+    run.assert_conserved(3, 6);
+    assert_eq!(run.get(|s| &s.batches_acked), 0);
+    assert!(
+        run.get(|s| &s.connect_failures) + run.get(|s| &s.stream_failures) > 0,
+        "{:?}",
+        run.logs
+    );
 }
