@@ -95,7 +95,7 @@ impl std::fmt::Display for EncodeError {
         match self {
             EncodeError::TooManyRows { what, count } => write!(
                 f,
-                "{count} {what} in one batch, more than the 65536 OTAP's u16 ids allow: export smaller intervals (processor:batch max_items)"
+                "{count} {what} in one batch, more than the 65536 OTAP's u16 ids allow: split the interval with `encode_parts`"
             ),
             EncodeError::Arrow(e) => write!(f, "arrow: {e}"),
         }
@@ -526,21 +526,69 @@ fn value_order(v: &AttributeValue, w: &AttributeValue) -> std::cmp::Ordering {
 }
 
 /// Encodes `interval` with `resource` attributes.
+///
+/// Fails with [`EncodeError::TooManyRows`] when the interval has more points than one
+/// batch's u16 metric ids address; [`encode_parts`] splits such an interval instead.
 pub fn encode(
     interval: &Interval,
     resource: &[(String, AttributeValue)],
 ) -> Result<MetricsTables, EncodeError> {
-    // Scopes in a stable order: by set name, then attributes.
+    encode_series(interval, &sorted_series(interval), resource)
+}
+
+/// The most metric rows (one per point) one batch holds: OTAP's metric ids are u16.
+pub const MAX_ROWS_PER_BATCH: usize = 1 << 16;
+
+/// Encodes `interval` as one or more batches of at most `max_rows` points each (capped
+/// at [`MAX_ROWS_PER_BATCH`]), split between series, never inside one: a big engine's
+/// interval (say 64 cores kept apart, thousands of sets) goes out whole, as several
+/// `BatchArrowRecords`. Series that share a scope may land in different batches; each
+/// batch then carries that scope and its attributes.
+pub fn encode_parts(
+    interval: &Interval,
+    resource: &[(String, AttributeValue)],
+    max_rows: usize,
+) -> Result<Vec<MetricsTables>, EncodeError> {
+    let max_rows = max_rows.clamp(1, MAX_ROWS_PER_BATCH);
+    let series = sorted_series(interval);
+    let mut parts = Vec::new();
+    let (mut start, mut rows) = (0, 0);
+    for (i, s) in series.iter().enumerate() {
+        if i > start && rows + s.points.len() > max_rows {
+            parts.push(encode_series(interval, &series[start..i], resource)?);
+            (start, rows) = (i, 0);
+        }
+        rows += s.points.len();
+    }
+    if start < series.len() || parts.is_empty() {
+        parts.push(encode_series(interval, &series[start..], resource)?);
+    }
+    Ok(parts)
+}
+
+/// The interval's series in the encoder's order (scopes stable: set name, then
+/// attributes).
+fn sorted_series(interval: &Interval) -> Vec<&Series> {
     let mut series: Vec<&Series> = interval.series.iter().collect();
     series.sort_unstable_by(|a, b| series_order(a, b));
-    let mut rows: Vec<MetricRow<'_>> = Vec::with_capacity(interval.point_count());
+    series
+}
+
+/// Encodes `series` (sorted, from `interval`) as one batch.
+fn encode_series(
+    interval: &Interval,
+    series: &[&Series],
+    resource: &[(String, AttributeValue)],
+) -> Result<MetricsTables, EncodeError> {
+    let points = series.iter().map(|s| s.points.len()).sum();
+    let mut rows: Vec<MetricRow<'_>> = Vec::with_capacity(points);
     let mut scope_attrs = Vec::with_capacity(series.len() * 4);
     // One scope per metric set and entity attributes; series that differ only in the
     // kept core or NUMA node share it (they are adjacent in this order), and their
     // points carry `core.id` / `numa.node` as data-point attributes.
     let mut scope = None::<u16>;
     let mut previous: Option<&Series> = None;
-    for s in &series {
+    for s in series {
         let same_scope = previous.is_some_and(|p| {
             std::ptr::eq(p.descriptor, s.descriptor)
                 && std::ptr::eq(p.identity.attributes, s.identity.attributes)
@@ -856,10 +904,10 @@ fn points_tables(
     let (mut e_pos, mut e_neg): (Vec<&Buckets>, Vec<&Buckets>) =
         (Vec::with_capacity(n), Vec::with_capacity(n));
     // Kept cores or NUMA nodes put (at least) one attribute row per point.
-    let any_kept = interval
-        .series
-        .iter()
-        .any(|s| s.identity.core.is_some() || s.identity.numa_node.is_some());
+    let any_kept = rows.iter().any(|r| {
+        let identity = &r.series.identity;
+        identity.core.is_some() || identity.numa_node.is_some()
+    });
     let room = |points: usize| Vec::with_capacity(if any_kept { points } else { 0 });
     let (mut number_attrs, mut mmsc_attrs, mut exp_attrs) =
         (room(numbers), room(mmscs), room(histograms));

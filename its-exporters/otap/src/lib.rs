@@ -2,7 +2,8 @@
 //!
 //! - [`encode()`](encode::encode) (module [`encode`](mod@encode)): the sans-I/O
 //!   encoder from an aggregated interval to the normalized OTAP metrics tables (delta
-//!   and quasi-delta ids, sorted rows).
+//!   and quasi-delta ids, sorted rows); [`encode_parts`](encode::encode_parts) splits an
+//!   interval bigger than one batch's u16 metric ids address.
 //! - [`Producer`]: one Arrow IPC stream per payload type (zstd bodies, dictionaries,
 //!   schema ids from one counter, schema resets, no end-of-stream marker) into
 //!   `BatchArrowRecords`.
@@ -20,7 +21,9 @@ pub mod producer;
 pub mod proto;
 pub mod transport;
 
-pub use encode::{EncodeError, MetricsTables, PayloadType, encode};
+pub use encode::{
+    EncodeError, MAX_ROWS_PER_BATCH, MetricsTables, PayloadType, encode, encode_parts,
+};
 pub use node::{Compression, OtapAttrs, OtapConfig, OtapMetrics};
 pub use producer::{IpcCompression, Producer, ProducerOptions};
 pub use transport::{GrpcCompression, LogSink, TransportHandle, TransportSettings, TransportStats};

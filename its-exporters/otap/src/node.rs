@@ -16,7 +16,7 @@ use nodes::{
 use prost::Message as _;
 use serde::Deserialize;
 
-use crate::encode::encode;
+use crate::encode::{MAX_ROWS_PER_BATCH, encode_parts};
 use crate::producer::{IpcCompression, Producer, ProducerOptions};
 use crate::transport::{GrpcCompression, TransportHandle, TransportSettings, TransportStats};
 
@@ -332,27 +332,31 @@ impl Exporter for Otap {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let tables = encode(interval, &self.resource).map_err(|e| NodeError::new(e.to_string()))?;
+        // More points than one batch's u16 metric ids address go out as several.
+        let parts = encode_parts(interval, &self.resource, MAX_ROWS_PER_BATCH)
+            .map_err(|e| NodeError::new(e.to_string()))?;
         self.observed.intervals.inc();
-        self.observed.points.add(tables.point_count() as u64);
-        match &mut self.output {
-            Output::Grpc { transport, .. } => transport.push(tables),
-            Output::File {
-                producer,
-                out,
-                path,
-                bytes,
-                batches,
-            } => {
-                let bar = producer
-                    .produce(&tables)
-                    .map_err(|e| NodeError::new(format!("arrow ipc: {e}")))?;
-                let encoded = bar.encode_length_delimited_to_vec();
-                out.write_all(&encoded)
-                    .and_then(|()| out.flush())
-                    .map_err(|e| io_error(path, &e))?;
-                *bytes += encoded.len() as u64;
-                *batches += 1;
+        for tables in parts {
+            self.observed.points.add(tables.point_count() as u64);
+            match &mut self.output {
+                Output::Grpc { transport, .. } => transport.push(tables),
+                Output::File {
+                    producer,
+                    out,
+                    path,
+                    bytes,
+                    batches,
+                } => {
+                    let bar = producer
+                        .produce(&tables)
+                        .map_err(|e| NodeError::new(format!("arrow ipc: {e}")))?;
+                    let encoded = bar.encode_length_delimited_to_vec();
+                    out.write_all(&encoded)
+                        .and_then(|()| out.flush())
+                        .map_err(|e| io_error(path, &e))?;
+                    *bytes += encoded.len() as u64;
+                    *batches += 1;
+                }
             }
         }
         self.observed

@@ -512,3 +512,114 @@ fn a_kept_core_is_a_data_point_attribute_of_one_shared_scope() {
         BTreeMap::from([("0".to_string(), 5), ("1".to_string(), 7)])
     );
 }
+
+#[test]
+fn an_interval_bigger_than_a_batch_splits_between_series() {
+    let (sender, queue) = metric_schema::channel(64);
+    let mut r = Reporter::new(sender, 0, 0);
+    let sets: Vec<_> = (0..10)
+        .map(|i| {
+            let set = r.register::<Kinds, _>(&Who {
+                name: format!("w{i}"),
+                shard: i,
+            });
+            set.requests.add(1 + u64::from(i));
+            set.level.add(-1);
+            set.depth.set(0.5);
+            set
+        })
+        .collect();
+    r.report();
+    let mut agg = Aggregator::new(Keep::default(), 0);
+    while let Some(batch) = queue.try_recv() {
+        agg.apply(&batch);
+    }
+    let interval = agg.take(1_000, &[Temporality::Delta]).remove(0);
+    assert_eq!(interval.point_count(), 30);
+
+    let whole = its_exporter_otap::encode_parts(&interval, &[], 1 << 16).unwrap();
+    assert_eq!(whole.len(), 1);
+
+    // Three points a series, seven rows a batch: two series (six rows) per batch.
+    let parts = its_exporter_otap::encode_parts(&interval, &[], 7).unwrap();
+    assert_eq!(parts.len(), 5);
+    let mut requests = Vec::new();
+    for part in &parts {
+        let root = part.get(PayloadType::UnivariateMetrics).unwrap();
+        assert_eq!(root.num_rows(), 6);
+        // Each batch numbers its own scopes from 0 and carries their attributes.
+        let scope = attributes(part.get(PayloadType::ScopeAttrs).unwrap());
+        assert_eq!(scope.len(), 4, "two scopes of two attributes");
+        let names = strings(root, "name");
+        let values = column::<Int64Array>(
+            part.get(PayloadType::NumberDataPoints).unwrap(),
+            "int_value",
+        );
+        let parents = undelta(column::<UInt16Array>(
+            part.get(PayloadType::NumberDataPoints).unwrap(),
+            "parent_id",
+        ));
+        for (row, parent) in parents.iter().enumerate() {
+            if names[usize::from(*parent)] == "requests" {
+                requests.push(values.value(row));
+            }
+        }
+    }
+    // Every series went out once: the requests of all ten sets, none twice.
+    requests.sort_unstable();
+    assert_eq!(requests, (1..=10).collect::<Vec<i64>>());
+    // A series is never split, even when it alone is over the limit.
+    let singles = its_exporter_otap::encode_parts(&interval, &[], 1).unwrap();
+    assert_eq!(singles.len(), 10);
+    assert!(singles.iter().all(|p| p.point_count() == 3));
+    drop(sets);
+}
+
+/// 65,540 points (13,108 series of five): one more metric row than a batch's u16 ids
+/// address, built directly as the aggregator's model.
+fn oversized_interval() -> Interval {
+    use its_processors::model::{Identity, Point, Series, Value};
+    use metric_schema::{AttributeSet, MetricSet};
+    let series = (0..13_108)
+        .map(|i| Series {
+            descriptor: <Kinds as MetricSet>::DESCRIPTOR,
+            identity: std::sync::Arc::new(Identity {
+                attributes: <Who as AttributeSet>::DESCRIPTOR,
+                values: vec![
+                    AttributeValue::Str(format!("s{i}").into()),
+                    AttributeValue::Int(i),
+                ],
+                core: None,
+                numa_node: None,
+            }),
+            start_unix_nanos: 0,
+            points: (0..5)
+                .map(|field| Point {
+                    field,
+                    value: Value::U64(1),
+                })
+                .collect(),
+        })
+        .collect();
+    Interval {
+        start_unix_nanos: 0,
+        end_unix_nanos: 1,
+        temporality: Temporality::Delta,
+        series,
+    }
+}
+
+#[test]
+fn more_points_than_u16_ids_need_encode_parts() {
+    let interval = oversized_interval();
+    assert_eq!(interval.point_count(), 65_540);
+    let e = encode(&interval, &[]).unwrap_err().to_string();
+    assert!(
+        e.contains("65540 metric rows") && e.contains("encode_parts"),
+        "{e}"
+    );
+    let parts = its_exporter_otap::encode_parts(&interval, &[], 1 << 16).unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].point_count(), 65_535, "13,107 whole series");
+    assert_eq!(parts.iter().map(|p| p.point_count()).sum::<usize>(), 65_540);
+}
