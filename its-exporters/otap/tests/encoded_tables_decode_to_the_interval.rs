@@ -621,5 +621,9 @@ fn more_points_than_u16_ids_need_encode_parts() {
     let parts = its_exporter_otap::encode_parts(&interval, &[], 1 << 16).unwrap();
     assert_eq!(parts.len(), 2);
     assert_eq!(parts[0].point_count(), 65_535, "13,107 whole series");
-    assert_eq!(parts.iter().map(|p| p.point_count()).sum::<usize>(), 65_540);
+    let total: usize = parts
+        .iter()
+        .map(its_exporter_otap::MetricsTables::point_count)
+        .sum();
+    assert_eq!(total, 65_540);
 }
