@@ -2,7 +2,7 @@
 //!
 //! - [`encode()`](encode::encode) (module [`encode`](mod@encode)): the sans-I/O
 //!   encoder from an aggregated interval to the normalized OTAP metrics tables (delta
-//!   and quasi-delta ids, sorted rows); [`encode_parts`](encode::encode_parts) splits an
+//!   and quasi-delta ids, sorted rows); [`encode_parts`] splits an
 //!   interval bigger than one batch's u16 metric ids address.
 //! - [`Producer`]: one Arrow IPC stream per payload type (zstd bodies, dictionaries,
 //!   schema ids from one counter, schema resets, no end-of-stream marker) into

@@ -74,6 +74,11 @@ pub struct OtapConfig {
     /// (the default, all a UInt8 key addresses). The test command lowers it to put a
     /// reset in the middle of a live stream.
     pub u8_dictionary_limit: usize,
+    /// Points per `BatchArrowRecords`, at most (1 to 65536, OTAP's u16 metric ids);
+    /// a bigger interval goes out as several batches. The default, 16384, keeps a batch
+    /// of zstd IPC bodies under the 4 MiB gRPC servers accept by default even when
+    /// every point is an exponential histogram.
+    pub max_batch_points: usize,
     /// gRPC headers sent when each stream opens, such as `authorization` or an API key.
     /// `${env:NAME}` in a value is replaced by that environment variable, so that
     /// secrets stay out of the file.
@@ -99,6 +104,7 @@ impl Default for OtapConfig {
             ack_timeout: t.ack_timeout,
             connect_timeout: t.connect_timeout,
             u8_dictionary_limit: t.producer.u8_dictionary_limit,
+            max_batch_points: 16_384,
             headers: std::collections::BTreeMap::new(),
         }
     }
@@ -159,6 +165,12 @@ impl NodeConfig for OtapConfig {
             return Err(format!(
                 "`u8_dictionary_limit: {}`: give 1 to 256",
                 self.u8_dictionary_limit
+            ));
+        }
+        if !(1..=MAX_ROWS_PER_BATCH).contains(&self.max_batch_points) {
+            return Err(format!(
+                "`max_batch_points: {}`: give 1 to {MAX_ROWS_PER_BATCH} (OTAP's u16 metric ids)",
+                self.max_batch_points
             ));
         }
         if !(1..=65536).contains(&self.queue_capacity) {
@@ -298,6 +310,8 @@ enum Output {
 
 struct Otap {
     resource: Vec<(String, metric_schema::AttributeValue)>,
+    /// Points per batch, at most.
+    max_batch_points: usize,
     output: Output,
     observed: metric_schema::MetricSetHandle<OtapMetrics>,
 }
@@ -333,7 +347,7 @@ impl Exporter for Otap {
         }
         let started = std::time::Instant::now();
         // More points than one batch's u16 metric ids address go out as several.
-        let parts = encode_parts(interval, &self.resource, MAX_ROWS_PER_BATCH)
+        let parts = encode_parts(interval, &self.resource, self.max_batch_points)
             .map_err(|e| NodeError::new(e.to_string()))?;
         self.observed.intervals.inc();
         for tables in parts {
@@ -482,6 +496,7 @@ fn create(value: &serde_json::Value, ctx: &NodeContext) -> Result<NodeTask, Stri
     });
     Ok(NodeTask::exporter(Otap {
         resource: ctx.resource.clone(),
+        max_batch_points: config.max_batch_points,
         output,
         observed,
     }))

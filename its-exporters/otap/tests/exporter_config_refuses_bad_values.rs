@@ -19,6 +19,7 @@ fn refused(v: &serde_json::Value, needles: &[&str]) {
 fn a_file_or_an_endpoint_is_taken_with_defaults() {
     let c = parse(&json!({"file": "out.bin"})).unwrap();
     assert_eq!(c.max_in_flight, 16);
+    assert_eq!(c.max_batch_points, 16_384);
     let c = parse(&json!({
         "endpoint": "https://collector.example:4317",
         "grpc_compression": "gzip",
@@ -55,6 +56,14 @@ fn bad_values_name_the_field_and_the_way_out() {
     refused(
         &json!({"endpoint": "http://h:1", "queue_capacity": 0}),
         &["queue_capacity"],
+    );
+    refused(
+        &json!({"file": "a", "max_batch_points": 65_537}),
+        &["max_batch_points: 65537", "1 to 65536"],
+    );
+    refused(
+        &json!({"file": "a", "max_batch_points": 0}),
+        &["max_batch_points"],
     );
     refused(
         &json!({"endpoint": "http://h:1", "ack_timeout": "0s"}),
