@@ -210,8 +210,12 @@ def decoded(table):
 
 
 def undelta(values):
+    """OTAP.md section 4.2: a running sum; a null stays null and does not advance it."""
     out, total = [], 0
     for v in values:
+        if v is None:
+            out.append(None)
+            continue
         total += v
         out.append(total)
     return out

@@ -189,6 +189,34 @@ impl Dictionaries {
         Ok(Some(RecordBatch::try_new(Arc::new(schema), columns)?))
     }
 
+    /// An all-null column of `data_type` for `path`, `len` rows: for a dictionary
+    /// column, null keys over this stream's values, so that no dictionary message
+    /// follows. `None` when the stream has no dictionary for `path`.
+    pub(crate) fn null_column(
+        &mut self,
+        path: &str,
+        data_type: &DataType,
+        len: usize,
+    ) -> Option<ArrayRef> {
+        let DataType::Dictionary(key, value) = data_type else {
+            return Some(arrow_array::new_null_array(data_type, len));
+        };
+        if **value != DataType::Utf8 {
+            return None;
+        }
+        let values = self.columns.get_mut(path)?.values_array();
+        let array: ArrayRef = match **key {
+            DataType::UInt8 => Arc::new(
+                DictionaryArray::<UInt8Type>::try_new(UInt8Array::new_null(len), values).ok()?,
+            ),
+            DataType::UInt16 => Arc::new(
+                DictionaryArray::<UInt16Type>::try_new(UInt16Array::new_null(len), values).ok()?,
+            ),
+            _ => return None,
+        };
+        Some(array)
+    }
+
     fn column(
         &mut self,
         kind: PayloadType,

@@ -784,8 +784,9 @@ fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch
 
 /// A table of `fields` and `columns` without the optional (nullable) columns that hold
 /// only nulls: OTAP reads a missing optional column as all null, and leaving it out
-/// saves its buffers on the wire and their compression. A column that comes and goes
-/// changes the schema (a schema reset of that payload type), as with the Go producer.
+/// saves its buffers on the wire and their compression. The producer puts a column back
+/// (all null) when its IPC stream already has it, so one that comes and goes costs no
+/// schema reset.
 fn table(
     fields: impl Iterator<Item = arrow_schema::FieldRef>,
     columns: Vec<ArrayRef>,

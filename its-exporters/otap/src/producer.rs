@@ -4,17 +4,20 @@
 //! the schema and exactly one record batch, later payloads exactly one record batch; no
 //! end-of-stream marker is ever written; schema ids come from one counter across all
 //! payload types, and a payload type gets a new one (a schema reset) only when its
-//! schema changes (a column comes or goes, or a dictionary's keys widen); dictionaries
+//! schema changes (a new column, a required one missing, or a dictionary's keys
+//! widen; an optional column the stream has and a batch lacks goes out all null, so
+//! a column that comes and goes keeps the stream); dictionaries
 //! are per IPC stream and grow by delta batches; IPC bodies are zstd-compressed (or
 //! not, by configuration).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_ipc::CompressionType;
 use arrow_ipc::writer::{DictionaryHandling, IpcWriteOptions, StreamWriter};
-use arrow_schema::{ArrowError, Fields};
+use arrow_schema::{ArrowError, Fields, Schema};
 
 use crate::dictionary::{Dictionaries, Widths};
 use crate::encode::{MetricsTables, PayloadType};
@@ -93,6 +96,43 @@ fn same_shape(a: &Fields, b: &Fields) -> bool {
             .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
 }
 
+/// `batch` with the stream's `fields`: every column of `batch` in the stream's order,
+/// and the stream's other columns, if optional, all null. `None` when the batch has a
+/// column the stream lacks, a different type, or lacks a required column.
+fn fit(
+    batch: &RecordBatch,
+    fields: &Fields,
+    dictionaries: &mut Dictionaries,
+) -> Option<RecordBatch> {
+    let schema = batch.schema();
+    let mut columns = Vec::with_capacity(fields.len());
+    let mut next = 0;
+    for field in fields {
+        match schema.fields().get(next) {
+            Some(have) if have.name() == field.name() => {
+                if have.data_type() != field.data_type() {
+                    return None;
+                }
+                columns.push(Arc::clone(batch.column(next)));
+                next += 1;
+            }
+            _ if field.is_nullable() => {
+                columns.push(dictionaries.null_column(
+                    field.name(),
+                    field.data_type(),
+                    batch.num_rows(),
+                )?);
+            }
+            _ => return None,
+        }
+    }
+    if next != schema.fields().len() {
+        return None;
+    }
+    let schema = Schema::new_with_metadata(fields.clone(), schema.metadata().clone());
+    RecordBatch::try_new(Arc::new(schema), columns).ok()
+}
+
 impl Producer {
     /// Fresh state (a new stream starts from schema id 0 and batch id 0).
     pub fn new(options: impl Into<ProducerOptions>) -> Self {
@@ -132,7 +172,7 @@ impl Producer {
         // Fold the batch's dictionaries into the stream's. A column that outgrows its
         // keys gets wider ones: that is a new schema, so the stream is dropped and the
         // batch folded again into fresh dictionaries.
-        let (batch, dictionaries) = loop {
+        let (batch, mut dictionaries) = loop {
             let mut dictionaries = self
                 .streams
                 .get_mut(&kind)
@@ -144,6 +184,15 @@ impl Producer {
                     self.streams.remove(&kind);
                 }
             }
+        };
+        // A batch that only lacks optional columns the stream has keeps the stream,
+        // with those columns all null: no schema reset for a column that comes and
+        // goes (an interval without doubles, without gauges).
+        let batch = match self.streams.get(&kind) {
+            Some(stream) if !same_shape(&stream.fields, batch.schema().fields()) => {
+                fit(&batch, &stream.fields, &mut dictionaries).unwrap_or(batch)
+            }
+            _ => batch,
         };
         let schema = batch.schema();
         let stream = match self.streams.entry(kind) {

@@ -304,3 +304,84 @@ fn an_overflowing_dictionary_widens_its_keys_with_a_schema_reset() {
     assert_eq!(names, ["c", "d", "a"]);
     assert_eq!(names_of(&after[1]).1, ["e"]);
 }
+
+/// A root table with a required `id`, and optionally an optional `name` dictionary
+/// column and an optional `value` column.
+fn optional(rows: u16, name: bool, value: bool) -> RecordBatch {
+    let mut fields = vec![Field::new("id", DataType::UInt16, false)];
+    let mut columns: Vec<arrow_array::ArrayRef> =
+        vec![Arc::new(UInt16Array::from((0..rows).collect::<Vec<_>>()))];
+    if name {
+        let keys = UInt16Array::from(vec![0; usize::from(rows)]);
+        let values = Arc::new(arrow_array::StringArray::from(vec!["n"]));
+        fields.push(Field::new(
+            "name",
+            DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+            true,
+        ));
+        columns.push(Arc::new(
+            arrow_array::DictionaryArray::<arrow_array::types::UInt16Type>::try_new(keys, values)
+                .unwrap(),
+        ));
+    }
+    if value {
+        fields.push(Field::new("value", DataType::Int64, true));
+        columns.push(Arc::new(Int64Array::from(vec![7; usize::from(rows)])));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+#[test]
+fn optional_columns_that_come_and_go_keep_the_stream() {
+    let mut producer = Producer::new(IpcCompression::Zstd);
+    let rounds = [
+        (true, true),
+        (false, true),
+        (true, false),
+        (false, false),
+        (true, true),
+    ];
+    let mut record = Vec::new();
+    let mut messages = Vec::new();
+    for (name, value) in rounds {
+        let bar = producer
+            .produce(&tables(vec![(
+                PayloadType::UnivariateMetrics,
+                optional(3, name, value),
+            )]))
+            .unwrap();
+        assert_eq!(bar.arrow_payloads[0].schema_id, "0", "no schema reset");
+        messages.push(ipc_messages(&bar.arrow_payloads[0].record));
+        record.extend_from_slice(&bar.arrow_payloads[0].record);
+    }
+    // One schema and one dictionary, first; the missing columns cost no message.
+    assert_eq!(messages[0], ["schema", "dictionary", "record batch"]);
+    assert!(
+        messages[1..].iter().all(|m| m == &["record batch"]),
+        "{messages:?}"
+    );
+    // Missing columns read back as all null; present ones as sent.
+    for (batch, (name, value)) in read_all(&record).iter().zip(rounds) {
+        assert_eq!(batch.num_columns(), 3);
+        let names = batch.column_by_name("name").unwrap();
+        let values = batch.column_by_name("value").unwrap();
+        assert_eq!(names.null_count(), if name { 0 } else { 3 });
+        assert_eq!(values.null_count(), if value { 0 } else { 3 });
+    }
+
+    // A new column, or a missing required one, is a new schema.
+    let bar = producer
+        .produce(&tables(vec![(
+            PayloadType::UnivariateMetrics,
+            batch(&["id", "extra"], 2),
+        )]))
+        .unwrap();
+    assert_eq!(bar.arrow_payloads[0].schema_id, "1");
+    let bar = producer
+        .produce(&tables(vec![(
+            PayloadType::UnivariateMetrics,
+            optional(2, true, false),
+        )]))
+        .unwrap();
+    assert_eq!(bar.arrow_payloads[0].schema_id, "2", "`extra` is required");
+}
