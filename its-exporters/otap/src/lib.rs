@@ -24,6 +24,6 @@ pub mod transport;
 pub use encode::{
     EncodeError, MAX_ROWS_PER_BATCH, MetricsTables, PayloadType, encode, encode_parts,
 };
-pub use node::{Compression, OtapAttrs, OtapConfig, OtapMetrics};
+pub use node::{Compression, Headers, OtapAttrs, OtapConfig, OtapMetrics};
 pub use producer::{IpcCompression, Producer, ProducerOptions};
 pub use transport::{GrpcCompression, LogSink, TransportHandle, TransportSettings, TransportStats};

@@ -54,8 +54,9 @@ pub enum GrpcCompression {
     Zstd,
 }
 
-/// How the transport connects, retries and bounds its memory.
-#[derive(Debug, Clone)]
+/// How the transport connects, retries and bounds its memory. Its `Debug` shows header
+/// names, never their values (tokens).
+#[derive(Clone)]
 pub struct TransportSettings {
     /// `http://HOST:PORT` or `https://HOST:PORT`.
     pub endpoint: String,
@@ -160,7 +161,8 @@ struct Job {
 /// What the node and the transport thread share.
 #[derive(Debug)]
 struct Shared {
-    queue: Mutex<VecDeque<Job>>,
+    /// Intervals waiting, oldest first, each as its batches (one, unless it was split).
+    queue: Mutex<VecDeque<VecDeque<Job>>>,
     work: Notify,
     deadline: Mutex<Option<Instant>>,
     stats: Arc<TransportStats>,
@@ -231,7 +233,24 @@ impl TransportHandle {
     /// Queues one interval's tables; never waits. When the queue is full the oldest
     /// waiting interval is dropped (and counted).
     pub fn push(&self, tables: MetricsTables) {
-        let points = tables.point_count() as u64;
+        self.push_interval(vec![tables]);
+    }
+
+    /// Queues the batches of one interval (several when it was split). A full queue
+    /// drops its oldest interval, all its batches, counted: an interval never pushes
+    /// out its own parts.
+    pub fn push_interval(&self, parts: Vec<MetricsTables>) {
+        if parts.is_empty() {
+            return;
+        }
+        let jobs = parts
+            .into_iter()
+            .map(|tables| Job {
+                points: tables.point_count() as u64,
+                tables,
+                attempts: 0,
+            })
+            .collect();
         let dropped = {
             let mut queue = lock(&self.shared.queue);
             let dropped = if queue.len() >= self.capacity {
@@ -239,15 +258,11 @@ impl TransportHandle {
             } else {
                 None
             };
-            queue.push_back(Job {
-                tables,
-                points,
-                attempts: 0,
-            });
+            queue.push_back(jobs);
             dropped
         };
-        if let Some(job) = dropped {
-            self.shared.count_dropped(&job);
+        for job in dropped.iter().flatten() {
+            self.shared.count_dropped(job);
         }
         self.shared.work.notify_one();
     }
@@ -294,14 +309,21 @@ impl Shared {
     }
 
     fn drop_all_waiting(&self) {
-        let jobs: Vec<Job> = lock(&self.queue).drain(..).collect();
-        for job in &jobs {
+        let intervals: Vec<VecDeque<Job>> = lock(&self.queue).drain(..).collect();
+        for job in intervals.iter().flatten() {
             self.count_dropped(job);
         }
     }
 
+    /// The next batch: the oldest interval's next part.
     fn pop(&self) -> Option<Job> {
-        lock(&self.queue).pop_front()
+        let mut queue = lock(&self.queue);
+        let oldest = queue.front_mut()?;
+        let job = oldest.pop_front();
+        if oldest.is_empty() {
+            queue.pop_front();
+        }
+        job
     }
 
     fn has_waiting(&self) -> bool {
@@ -319,15 +341,34 @@ impl Shared {
 }
 
 /// `headers` as gRPC metadata: names as HTTP/2 allows (lowercased), values of visible
-/// ASCII. Binary (`-bin`) metadata and the names gRPC itself uses (`grpc-*`,
-/// `content-type`, `te`) are refused.
+/// ASCII. Refused: binary (`-bin`) metadata, the names gRPC itself uses (`grpc-*`,
+/// `content-type`, `te`), HTTP/1 connection headers (HTTP/2 forbids them, and hyper
+/// would drop them, and with `connection` the headers it names, without a word), and a
+/// name given twice.
 pub fn metadata(headers: &[(String, String)]) -> Result<MetadataMap, String> {
+    const CONNECTION: [&str; 5] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+    ];
     let mut map = MetadataMap::new();
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
         if lower.starts_with("grpc-") || lower == "content-type" || lower == "te" {
             return Err(format!(
                 "header `{name}`: gRPC sets it itself; give your own headers only"
+            ));
+        }
+        if CONNECTION.contains(&lower.as_str()) {
+            return Err(format!(
+                "header `{name}`: a connection header, which HTTP/2 does not carry"
+            ));
+        }
+        if map.contains_key(lower.as_str()) {
+            return Err(format!(
+                "header `{name}`: given twice (names are case-insensitive)"
             ));
         }
         if lower.ends_with("-bin") {
@@ -843,6 +884,27 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+impl std::fmt::Debug for TransportSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("TransportSettings")
+            .field("endpoint", &self.endpoint)
+            .field("ca_file", &self.ca_file)
+            .field("client_identity", &self.client_identity)
+            .field("grpc_compression", &self.grpc_compression)
+            .field("producer", &self.producer)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("max_retries", &self.max_retries)
+            .field("initial_backoff", &self.initial_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("ack_timeout", &self.ack_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("header_names", &header_names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for TransportSettings {

@@ -143,4 +143,21 @@ fn headers_take_environment_values_and_refuse_what_grpc_cannot_send() {
         &json!({"file": "out.bin", "headers": {"a": "b"}}),
         &["`headers` are for a gRPC `endpoint`"],
     );
+    refused(
+        &json!({"endpoint": "http://h:1", "headers": {"Connection": "authorization"}}),
+        &["header `Connection`", "connection header"],
+    );
+    refused(
+        &json!({"endpoint": "http://h:1", "headers": {"Authorization": "a", "authorization": "b"}}),
+        &["given twice"],
+    );
+    // Debug shows header names, never values.
+    let c =
+        parse(&json!({"endpoint": "http://h:1", "headers": {"authorization": "Bearer s3cret"}}))
+            .unwrap();
+    let shown = format!("{c:?}");
+    assert!(
+        shown.contains("authorization") && !shown.contains("s3cret"),
+        "{shown}"
+    );
 }

@@ -652,3 +652,26 @@ fn mutual_tls_presents_the_client_certificate() {
         run.logs
     );
 }
+
+#[test]
+fn a_full_queue_drops_whole_intervals_never_its_own_parts() {
+    // Nothing listens: everything waits in the queue, which holds two intervals.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut run = start(format!("http://127.0.0.1:{port}"), |s| s.queue_capacity = 2);
+    // One interval split in five parts: all kept, though the queue holds two.
+    run.transport
+        .push_interval((0..5).map(|_| tables(3)).collect());
+    assert_eq!(run.get(|s| &s.batches_dropped), 0);
+    // Two more intervals of two parts: the oldest interval goes, all five parts.
+    for _ in 0..2 {
+        run.transport.push_interval(vec![tables(1), tables(1)]);
+    }
+    assert_eq!(run.get(|s| &s.batches_dropped), 5);
+    assert_eq!(run.get(|s| &s.points_dropped), 15);
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(9, 19);
+}
