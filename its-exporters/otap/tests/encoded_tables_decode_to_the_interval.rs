@@ -47,6 +47,19 @@ pub struct Kinds {
     pub size: Mmsc,
 }
 
+/// What `queue` holds, aggregated with `keep` into one interval of `temporality`.
+fn aggregate(
+    queue: &metric_schema::SnapshotReceiver,
+    keep: Keep,
+    temporality: Temporality,
+) -> Interval {
+    let mut agg = Aggregator::new(keep, 0);
+    while let Some(batch) = queue.try_recv() {
+        agg.apply(&batch);
+    }
+    agg.take(1_000, &[temporality]).remove(0)
+}
+
 fn interval(temporality: Temporality) -> Interval {
     let (sender, queue) = metric_schema::channel(16);
     let mut r = Reporter::new(sender, 0, 0);
@@ -68,11 +81,7 @@ fn interval(temporality: Temporality) -> Interval {
     b.size.record(100.0);
     b.size.record(300.0);
     r.report();
-    let mut agg = Aggregator::new(Keep::default(), 0);
-    while let Some(batch) = queue.try_recv() {
-        agg.apply(&batch);
-    }
-    agg.take(1_000, &[temporality]).remove(0)
+    aggregate(&queue, Keep::default(), temporality)
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
@@ -329,11 +338,7 @@ fn attributes_of_every_type_sort_and_decode_to_what_was_bound() {
         })
         .collect();
     r.report();
-    let mut agg = Aggregator::new(Keep::default(), 0);
-    while let Some(batch) = queue.try_recv() {
-        agg.apply(&batch);
-    }
-    let interval = agg.take(1_000, &[Temporality::Delta]).remove(0);
+    let interval = aggregate(&queue, Keep::default(), Temporality::Delta);
     let tables = encode(&interval, &[]).unwrap();
     let batch = tables.get(PayloadType::ScopeAttrs).unwrap();
 
@@ -472,11 +477,7 @@ fn a_kept_core_is_a_data_point_attribute_of_one_shared_scope() {
         core: true,
         numa_node: false,
     };
-    let mut agg = Aggregator::new(keep, 0);
-    while let Some(batch) = queue.try_recv() {
-        agg.apply(&batch);
-    }
-    let interval = agg.take(1_000, &[Temporality::Delta]).remove(0);
+    let interval = aggregate(&queue, keep, Temporality::Delta);
     let tables = encode(&interval, &[]).unwrap();
     // One scope: the set and its own attributes, not the core.
     let scope = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
@@ -530,11 +531,7 @@ fn an_interval_bigger_than_a_batch_splits_between_series() {
         })
         .collect();
     r.report();
-    let mut agg = Aggregator::new(Keep::default(), 0);
-    while let Some(batch) = queue.try_recv() {
-        agg.apply(&batch);
-    }
-    let interval = agg.take(1_000, &[Temporality::Delta]).remove(0);
+    let interval = aggregate(&queue, Keep::default(), Temporality::Delta);
     assert_eq!(interval.point_count(), 30);
 
     let whole = its_exporter_otap::encode_parts(&interval, &[], 1 << 16).unwrap();
