@@ -919,12 +919,16 @@ fn points_tables(
         // Floats travel as their bits until the number columns are built.
         let (bits, double) = match r.value {
             Value::Mmsc(m) => {
-                kept.push(r.series, mmsc.parent.len(), &mut mmsc_attrs)?;
+                if any_kept {
+                    kept.push(r.series, mmsc.parent.len(), &mut mmsc_attrs)?;
+                }
                 mmsc.push(id, window, m.count, [m.sum, m.min, m.max]);
                 continue;
             }
             Value::Histogram(h) => {
-                kept.push(r.series, exp.parent.len(), &mut exp_attrs)?;
+                if any_kept {
+                    kept.push(r.series, exp.parent.len(), &mut exp_attrs)?;
+                }
                 exp.push(id, window, h.count, [h.sum, h.min, h.max]);
                 e_scale.append_value(h.scale);
                 e_zero.append_value(h.zero_count);
@@ -936,7 +940,9 @@ fn points_tables(
             Value::I64(v) => (*v, false),
             Value::F64(v) => (v.to_bits() as i64, true),
         };
-        kept.push(r.series, parent.len(), &mut number_attrs)?;
+        if any_kept {
+            kept.push(r.series, parent.len(), &mut number_attrs)?;
+        }
         parent.push(id);
         t.push(window);
         number_bits.push(bits);
