@@ -69,6 +69,10 @@ pub struct OtapConfig {
     /// How long connecting may take.
     #[serde(deserialize_with = "nodes::duration::deserialize")]
     pub connect_timeout: Duration,
+    /// How long one gRPC stream is used before a fresh one (with fresh dictionaries)
+    /// takes over; its batches are answered first, and nothing is counted as a failure.
+    #[serde(deserialize_with = "nodes::duration::deserialize")]
+    pub max_stream_lifetime: Duration,
     /// Values a UInt8-keyed dictionary column (metric names, units, descriptions, scope
     /// names) holds before it moves to UInt16 keys, which is a schema reset: 1 to 256
     /// (the default, all a UInt8 key addresses). The test command lowers it to put a
@@ -117,6 +121,7 @@ impl Default for OtapConfig {
             max_backoff: t.max_backoff,
             ack_timeout: t.ack_timeout,
             connect_timeout: t.connect_timeout,
+            max_stream_lifetime: t.max_stream_lifetime,
             u8_dictionary_limit: t.producer.u8_dictionary_limit,
             max_batch_points: 16_384,
             headers: Headers::default(),
@@ -198,6 +203,7 @@ impl NodeConfig for OtapConfig {
             ("max_backoff", self.max_backoff),
             ("ack_timeout", self.ack_timeout),
             ("connect_timeout", self.connect_timeout),
+            ("max_stream_lifetime", self.max_stream_lifetime),
         ] {
             if value.is_zero() {
                 return Err(format!("`{name}` must be longer than zero"));
@@ -487,6 +493,7 @@ fn create(value: &serde_json::Value, ctx: &NodeContext) -> Result<NodeTask, Stri
             max_backoff: config.max_backoff,
             ack_timeout: config.ack_timeout,
             connect_timeout: config.connect_timeout,
+            max_stream_lifetime: config.max_stream_lifetime,
             headers: config.headers()?,
             log: crate::transport::LogSink::default(),
         };

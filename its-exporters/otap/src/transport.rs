@@ -83,6 +83,11 @@ pub struct TransportSettings {
     pub ack_timeout: Duration,
     /// How long connecting may take.
     pub connect_timeout: Duration,
+    /// How long one stream is used: after that, no new batch goes on it; once its
+    /// batches are answered it is closed, and the next batch opens a new one with fresh
+    /// dictionaries. Bounds what both ends hold for a stream, and lets a load balancer
+    /// move the exporter.
+    pub max_stream_lifetime: Duration,
     /// gRPC metadata sent when each stream opens (`authorization`, API keys): ASCII
     /// names and values; see [`metadata`].
     pub headers: Vec<(String, String)>,
@@ -637,8 +642,13 @@ impl Transport {
             }
         };
 
+        let retire_at = tokio::time::Instant::now() + self.settings.max_stream_lifetime;
         loop {
-            self.fill(&mut producer, &tx, &mut in_flight);
+            // A stream past its lifetime takes no new batch and ends once answered.
+            let retiring = tokio::time::Instant::now() >= retire_at;
+            if !retiring {
+                self.fill(&mut producer, &tx, &mut in_flight);
+            }
             self.shared
                 .stats
                 .in_flight
@@ -654,13 +664,18 @@ impl Transport {
                 self.give_up();
                 return StreamEnd::Finished;
             }
+            if retiring && in_flight.is_empty() {
+                // Not a failure: the next batch opens a fresh stream right away.
+                drop(tx);
+                return StreamEnd::Idle;
+            }
             let oldest = in_flight.values().map(|(_, sent)| *sent).min();
             let answer_by = oldest.map(|sent| sent + self.settings.ack_timeout);
             let deadline = self.shared.deadline().map(tokio::time::Instant::from_std);
-            let wake_at = match (answer_by, deadline) {
-                (Some(a), Some(d)) => Some(a.min(d)),
-                (a, d) => a.or(d),
-            };
+            let wake_at = [answer_by, deadline, (!retiring).then_some(retire_at)]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 message = inbound.message() => match message {
                     // Servers end streams that sat idle (or too long): not a failure
@@ -691,7 +706,7 @@ impl Transport {
                         return StreamEnd::Failed;
                     }
                 },
-                () = self.shared.work.notified(), if in_flight.len() < window => {}
+                () = self.shared.work.notified(), if in_flight.len() < window && !retiring => {}
                 () = sleep_until_or_forever(wake_at) => {
                     if answer_by.is_some_and(|a| tokio::time::Instant::now() >= a) {
                         self.no_answer();
@@ -902,6 +917,7 @@ impl std::fmt::Debug for TransportSettings {
             .field("max_backoff", &self.max_backoff)
             .field("ack_timeout", &self.ack_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("max_stream_lifetime", &self.max_stream_lifetime)
             .field("header_names", &header_names)
             .finish_non_exhaustive()
     }
@@ -922,6 +938,7 @@ impl Default for TransportSettings {
             max_backoff: Duration::from_secs(5),
             ack_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            max_stream_lifetime: Duration::from_mins(10),
             headers: Vec::new(),
             log: LogSink::default(),
         }

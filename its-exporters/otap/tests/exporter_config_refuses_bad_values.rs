@@ -66,6 +66,10 @@ fn bad_values_name_the_field_and_the_way_out() {
         &["max_batch_points"],
     );
     refused(
+        &json!({"endpoint": "http://h:1", "max_stream_lifetime": "0s"}),
+        &["max_stream_lifetime"],
+    );
+    refused(
         &json!({"endpoint": "http://h:1", "ack_timeout": "0s"}),
         &["ack_timeout"],
     );

@@ -675,3 +675,33 @@ fn a_full_queue_drops_whole_intervals_never_its_own_parts() {
     run.close(Duration::from_millis(100));
     run.assert_conserved(9, 19);
 }
+
+#[test]
+fn a_stream_past_its_lifetime_hands_over_to_a_fresh_one_quietly() {
+    let server = serve(Peer::Healthy);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_stream_lifetime = Duration::from_millis(50);
+    });
+    // One batch at a time until a second stream took over (the lifetime is time, so
+    // the number of batches that takes is not fixed; the bound only stops a broken
+    // build from looping).
+    let mut pushed = 0;
+    while server.seen.streams.load(Ordering::SeqCst) < 3 {
+        assert!(pushed < 10_000, "no new stream after {pushed} batches");
+        run.push(1, 2);
+        pushed += 1;
+        wait_until("the batch acked", || {
+            run.get(|s| &s.batches_acked) == pushed
+        });
+    }
+    run.close(Duration::from_secs(2));
+    run.assert_conserved(pushed, 2 * pushed);
+    assert_eq!(run.get(|s| &s.batches_acked), pushed);
+    // Each stream started over: batch id 0 with a schema (fresh dictionaries).
+    let streams = server.seen.batches.lock().unwrap().clone();
+    assert!(streams.iter().all(|s| s[0] == (0, true)), "{streams:?}");
+    // A retired stream is not a failure, and nothing is logged.
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert_eq!(run.get(|s| &s.batches_retried), 0);
+    assert!(run.logs.lock().unwrap().is_empty(), "{:?}", run.logs);
+}
