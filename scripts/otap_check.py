@@ -373,6 +373,8 @@ def main():
     parser.add_argument("--expect-items", type=int, required=True)
     parser.add_argument("--expect-reset", action="store_true",
                         help="fail unless some stream had a schema reset in the middle")
+    parser.add_argument("--min-streams", type=int, default=1,
+                        help="fail unless at least this many gRPC streams delivered batches")
     parser.add_argument("--expect-header", metavar="NAME=VALUE",
                         help="refuse (and fail on) streams that do not carry this gRPC header")
     args = parser.parse_args()
@@ -382,6 +384,7 @@ def main():
     header = tuple(args.expect_header.split("=", 1)) if args.expect_header else None
     streams = serve(args.port_file, header) if args.listen else [read_bars(args.file)]
     assert streams, "nothing received"
+    assert len(streams) >= args.min_streams, f"{len(streams)} streams, expected at least {args.min_streams}"
     totals = defaultdict(int)
     ipc_streams = histograms = resets = 0
     for bars in streams:
