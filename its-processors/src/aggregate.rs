@@ -13,7 +13,9 @@ use metric_schema::snapshot::{FieldValue, HistogramView, MmscValue, Registration
 use metric_schema::{MetricsDescriptor, SnapshotBatch, Temporality as FieldTemporality};
 use serde::Deserialize;
 
-use crate::model::{ExpHistogram, Identity, Interval, Point, Series, Temporality, Value};
+use crate::model::{
+    ExpHistogram, Identity, Interval, Point, Series, Temporality, Value, identity_order,
+};
 
 /// What a series keeps apart that merging would otherwise fold together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -226,6 +228,11 @@ pub struct Aggregator {
     keep: Keep,
     sets: Vec<Option<SetEntry>>,
     slots: Vec<Slot>,
+    /// Slot indices in the canonical series order ([`identity_order`]), sorted again
+    /// only after new series registered, so that every interval comes out sorted and
+    /// its consumers need not sort it again.
+    order: Vec<usize>,
+    order_sorted: bool,
     keys: HashMap<String, usize>,
     interval_start: u64,
     points_in: u64,
@@ -238,6 +245,8 @@ impl Aggregator {
             keep,
             sets: Vec::new(),
             slots: Vec::new(),
+            order: Vec::new(),
+            order_sorted: true,
             keys: HashMap::new(),
             interval_start: start_unix_nanos,
             points_in: 0,
@@ -263,6 +272,7 @@ impl Aggregator {
             r.descriptor.name, r.attributes.name, r.attribute_values, core, numa_node
         );
         let fields = r.descriptor.fields.len();
+        let known = self.slots.len();
         let slot = *self.keys.entry(key).or_insert_with(|| {
             self.slots.push(Slot {
                 descriptor: r.descriptor,
@@ -283,6 +293,11 @@ impl Aggregator {
             });
             self.slots.len() - 1
         });
+        if self.slots.len() > known {
+            // Sorted at the next interval cut: registrations come in bursts.
+            self.order.push(slot);
+            self.order_sorted = false;
+        }
         let s = &mut self.slots[slot];
         s.start_unix_nanos = s.start_unix_nanos.min(r.start_unix_nanos);
         let index = r.set_id.0 as usize;
@@ -415,9 +430,18 @@ impl Aggregator {
     pub fn take(&mut self, end_unix_nanos: u64, wanted: &[Temporality]) -> Vec<Interval> {
         let start = self.interval_start;
         self.interval_start = end_unix_nanos;
+        if !self.order_sorted {
+            let slots = &self.slots;
+            self.order.sort_unstable_by(|&a, &b| {
+                let (a, b) = (&slots[a], &slots[b]);
+                identity_order(a.descriptor, &a.identity, b.descriptor, &b.identity)
+            });
+            self.order_sorted = true;
+        }
         let mut delta_series = Vec::new();
         let want_delta = wanted.contains(&Temporality::Delta);
-        for slot in &mut self.slots {
+        for &index in &self.order {
+            let slot = &mut self.slots[index];
             if !slot.touched {
                 continue;
             }
@@ -465,8 +489,9 @@ impl Aggregator {
                     end_unix_nanos,
                     temporality: Temporality::Cumulative,
                     series: self
-                        .slots
+                        .order
                         .iter()
+                        .map(|&index| &self.slots[index])
                         .filter_map(|slot| {
                             let points: Vec<Point> = slot
                                 .total

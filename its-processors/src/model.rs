@@ -1,5 +1,6 @@
 //! What ITS processors emit and exporters read: aggregated intervals of series.
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use metric_schema::snapshot::{BucketsView, HistogramView, MmscValue};
@@ -24,6 +25,74 @@ impl Temporality {
             Temporality::Delta => "delta",
             Temporality::Cumulative => "cumulative",
         }
+    }
+}
+
+/// `a.cmp(b)`, without reading the bytes when both are the same string (keys and names
+/// come from `'static` descriptors, so equal ones usually share their address), and
+/// without a `memcmp` call when both fit in eight bytes (node ids and the like):
+/// zero-padded big-endian words order like the strings, and a tie means one is a
+/// prefix of the other, so the shorter comes first.
+pub fn same_or_cmp(a: &str, b: &str) -> Ordering {
+    if std::ptr::eq(a, b) {
+        Ordering::Equal
+    } else if a.len() <= 8 && b.len() <= 8 {
+        (leading_bytes(a), a.len()).cmp(&(leading_bytes(b), b.len()))
+    } else {
+        a.cmp(b)
+    }
+}
+
+/// The first eight bytes of `s`, zero-padded, as a big-endian word: a prefix of `s`'s
+/// order.
+pub fn leading_bytes(s: &str) -> u64 {
+    let mut head = [0u8; 8];
+    let n = s.len().min(8);
+    head[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(head)
+}
+
+/// The canonical order of series, which `processor:aggregate` emits and exporters can
+/// rely on: set name, attribute set, attribute values (strings before integers before
+/// doubles before booleans; doubles by IEEE total order), core, NUMA node. Series that
+/// differ only in the kept core or NUMA node are next to each other.
+pub fn identity_order(
+    a_set: &MetricsDescriptor,
+    a: &Identity,
+    b_set: &MetricsDescriptor,
+    b: &Identity,
+) -> Ordering {
+    same_or_cmp(a_set.name, b_set.name)
+        .then_with(|| same_or_cmp(a.attributes.name, b.attributes.name))
+        .then_with(|| {
+            a.values
+                .iter()
+                .zip(&b.values)
+                .map(|(v, w)| value_order(v, w))
+                .find(|o| o.is_ne())
+                .unwrap_or(a.values.len().cmp(&b.values.len()))
+        })
+        .then_with(|| (a.core, a.numa_node).cmp(&(b.core, b.numa_node)))
+}
+
+/// [`identity_order`] of two series.
+pub fn series_order(a: &Series, b: &Series) -> Ordering {
+    identity_order(a.descriptor, &a.identity, b.descriptor, &b.identity)
+}
+
+fn value_order(v: &AttributeValue, w: &AttributeValue) -> Ordering {
+    let rank = |v: &AttributeValue| match v {
+        AttributeValue::Str(_) => 0,
+        AttributeValue::Int(_) => 1,
+        AttributeValue::Double(_) => 2,
+        AttributeValue::Bool(_) => 3,
+    };
+    match (v, w) {
+        (AttributeValue::Str(a), AttributeValue::Str(b)) => same_or_cmp(a, b),
+        (AttributeValue::Int(a), AttributeValue::Int(b)) => a.cmp(b),
+        (AttributeValue::Double(a), AttributeValue::Double(b)) => a.total_cmp(b),
+        (AttributeValue::Bool(a), AttributeValue::Bool(b)) => a.cmp(b),
+        _ => rank(v).cmp(&rank(w)),
     }
 }
 
@@ -327,6 +396,38 @@ impl Interval {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Short strings compare as words; the order must be `str`'s, NULs included.
+    #[test]
+    fn strings_compare_as_str_does() {
+        let words = [
+            "",
+            "\0",
+            "\0\0",
+            "a",
+            "a\0",
+            "a\0\0",
+            "ab",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgz",
+            "b",
+            "\u{e9}",
+            "node-1",
+            "node-10",
+            "node-2",
+            "\u{ff}\u{ff}",
+        ];
+        for a in words {
+            for b in words {
+                // Copies, so that equal strings do not share their address.
+                let (a2, b2) = (a.to_string(), b.to_string());
+                assert_eq!(same_or_cmp(&a2, &b2), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
 
     fn hist(scale: i32, offset: i32, counts: &[u64]) -> ExpHistogram {
         let total: u64 = counts.iter().sum();

@@ -280,3 +280,50 @@ fn keep_names_only_what_it_can_keep() {
         "{e}"
     );
 }
+
+#[test]
+fn intervals_come_out_in_the_canonical_series_order() {
+    let (sender, queue) = metric_schema::channel(64);
+    let mut reporters: Vec<Reporter> = (0..2)
+        .map(|core| Reporter::new(sender.clone(), core, 0))
+        .collect();
+    // Registered out of order, on two cores that are kept apart.
+    let mut handles = Vec::new();
+    for name in ["node-10", "node-2", "b", "node-1", "a"] {
+        for r in reporters.iter_mut().rev() {
+            let set = r.register::<Kinds, _>(&Name { name: name.into() });
+            set.count.add(1);
+            handles.push(set);
+        }
+    }
+    for r in &mut reporters {
+        r.report();
+    }
+    let keep = Keep {
+        core: true,
+        numa_node: false,
+    };
+    let mut agg = Aggregator::new(keep, 0);
+    while let Some(batch) = queue.try_recv() {
+        agg.apply(&batch);
+    }
+    for interval in agg.take(1, &[Temporality::Delta, Temporality::Cumulative]) {
+        let got: Vec<(String, Option<u32>)> = interval
+            .series
+            .iter()
+            .map(|s| (s.identity.pairs()[0].1.clone(), s.identity.core))
+            .collect();
+        let names = ["a", "b", "node-1", "node-10", "node-2"];
+        let want: Vec<(String, Option<u32>)> = names
+            .iter()
+            .flat_map(|n| [(n.to_string(), Some(0)), (n.to_string(), Some(1))])
+            .collect();
+        assert_eq!(got, want, "{:?}", interval.temporality);
+        assert!(
+            interval
+                .series
+                .is_sorted_by(|a, b| its_processors::model::series_order(a, b).is_le())
+        );
+    }
+    drop(handles);
+}

@@ -22,7 +22,9 @@ use arrow_array::{
 };
 use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
-use its_processors::model::{Buckets, Interval, Series, Temporality, Value};
+use its_processors::model::{
+    Buckets, Interval, Series, Temporality, Value, leading_bytes, same_or_cmp, series_order,
+};
 use metric_schema::{AttributeValue, InstrumentKind};
 
 /// OTAP payload types this encoder produces.
@@ -470,61 +472,6 @@ struct MetricRow<'a> {
     value: &'a Value,
 }
 
-/// `a.cmp(b)`, without reading the bytes when both are the same string (keys and names
-/// come from `'static` descriptors, so equal ones usually share their address), and
-/// without a `memcmp` call when both fit in eight bytes (node ids and the like):
-/// zero-padded big-endian words order like the strings, and a tie means one is a
-/// prefix of the other, so the shorter comes first.
-fn same_or_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    if std::ptr::eq(a, b) {
-        std::cmp::Ordering::Equal
-    } else if a.len() <= 8 && b.len() <= 8 {
-        (leading_bytes(a), a.len()).cmp(&(leading_bytes(b), b.len()))
-    } else {
-        a.cmp(b)
-    }
-}
-
-/// The first eight bytes of `s`, zero-padded, as a big-endian word.
-fn leading_bytes(s: &str) -> u64 {
-    let mut head = [0u8; 8];
-    let n = s.len().min(8);
-    head[..n].copy_from_slice(&s.as_bytes()[..n]);
-    u64::from_be_bytes(head)
-}
-
-/// A total order of series: set name, attribute set, attribute values, core, NUMA node.
-fn series_order(a: &Series, b: &Series) -> std::cmp::Ordering {
-    let (x, y) = (&a.identity, &b.identity);
-    same_or_cmp(a.descriptor.name, b.descriptor.name)
-        .then_with(|| same_or_cmp(x.attributes.name, y.attributes.name))
-        .then_with(|| {
-            x.values
-                .iter()
-                .zip(&y.values)
-                .map(|(v, w)| value_order(v, w))
-                .find(|o| o.is_ne())
-                .unwrap_or(x.values.len().cmp(&y.values.len()))
-        })
-        .then_with(|| (x.core, x.numa_node).cmp(&(y.core, y.numa_node)))
-}
-
-fn value_order(v: &AttributeValue, w: &AttributeValue) -> std::cmp::Ordering {
-    let rank = |v: &AttributeValue| match v {
-        AttributeValue::Str(_) => 0,
-        AttributeValue::Int(_) => 1,
-        AttributeValue::Double(_) => 2,
-        AttributeValue::Bool(_) => 3,
-    };
-    match (v, w) {
-        (AttributeValue::Str(a), AttributeValue::Str(b)) => same_or_cmp(a, b),
-        (AttributeValue::Int(a), AttributeValue::Int(b)) => a.cmp(b),
-        (AttributeValue::Double(a), AttributeValue::Double(b)) => a.total_cmp(b),
-        (AttributeValue::Bool(a), AttributeValue::Bool(b)) => a.cmp(b),
-        _ => rank(v).cmp(&rank(w)),
-    }
-}
-
 /// Encodes `interval` with `resource` attributes.
 ///
 /// Fails with [`EncodeError::TooManyRows`] when the interval has more points than one
@@ -566,11 +513,14 @@ pub fn encode_parts(
     Ok(parts)
 }
 
-/// The interval's series in the encoder's order (scopes stable: set name, then
-/// attributes).
+/// The interval's series in the canonical order ([`series_order`]: scopes stable,
+/// set name then attributes). The aggregator emits them in that order already, so
+/// this is usually one comparison a series.
 fn sorted_series(interval: &Interval) -> Vec<&Series> {
     let mut series: Vec<&Series> = interval.series.iter().collect();
-    series.sort_unstable_by(|a, b| series_order(a, b));
+    if !series.is_sorted_by(|a, b| series_order(a, b).is_le()) {
+        series.sort_unstable_by(|a, b| series_order(a, b));
+    }
     series
 }
 
@@ -1097,39 +1047,7 @@ impl PointAttributes {
 
 #[cfg(test)]
 mod tests {
-    use super::{same_or_cmp, sort_numbers};
-
-    /// Short strings compare as words; the order must be `str`'s, NULs included.
-    #[test]
-    fn strings_compare_as_str_does() {
-        let words = [
-            "",
-            "\0",
-            "\0\0",
-            "a",
-            "a\0",
-            "a\0\0",
-            "ab",
-            "abcdefg",
-            "abcdefgh",
-            "abcdefgh\0",
-            "abcdefghi",
-            "abcdefgz",
-            "b",
-            "\u{e9}",
-            "node-1",
-            "node-10",
-            "node-2",
-            "\u{ff}\u{ff}",
-        ];
-        for a in words {
-            for b in words {
-                // Copies, so that equal strings do not share their address.
-                let (a2, b2) = (a.to_string(), b.to_string());
-                assert_eq!(same_or_cmp(&a2, &b2), a.cmp(b), "{a:?} vs {b:?}");
-            }
-        }
-    }
+    use super::sort_numbers;
 
     /// Narrow spans take the counting sort, wide ones the comparison sort; both must
     /// give what a stable sort by value gives.
