@@ -706,7 +706,8 @@ impl Transport {
                         return StreamEnd::Failed;
                     }
                 },
-                () = self.shared.work.notified(), if in_flight.len() < window && !retiring => {}
+                // Also while retiring: a close sets its deadline through this.
+                () = self.shared.work.notified(), if in_flight.len() < window => {}
                 () = sleep_until_or_forever(wake_at) => {
                     if answer_by.is_some_and(|a| tokio::time::Instant::now() >= a) {
                         self.no_answer();

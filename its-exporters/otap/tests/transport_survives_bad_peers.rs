@@ -38,6 +38,8 @@ enum Peer {
     Silent,
     /// OK for the first batch, then ends the stream (as a server ending idle streams).
     EndsAfterOne,
+    /// OK for every batch, 20 ms after it arrives.
+    Slow,
     /// Healthy for streams opened with `authorization: Bearer TOKEN`; refuses the others
     /// with UNAUTHENTICATED before any batch is read, as an auth interceptor does.
     RequiresToken,
@@ -140,6 +142,10 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     Peer::ClosesStream => return,
                     Peer::Unavailable { streams } if stream_no < streams => {
                         vec![status(bar.batch_id, tonic::Code::Unavailable)]
+                    }
+                    Peer::Slow => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        vec![status(bar.batch_id, tonic::Code::Ok)]
                     }
                     Peer::Healthy
                     | Peer::HealthyGzip
@@ -697,11 +703,38 @@ fn a_stream_past_its_lifetime_hands_over_to_a_fresh_one_quietly() {
     run.close(Duration::from_secs(2));
     run.assert_conserved(pushed, 2 * pushed);
     assert_eq!(run.get(|s| &s.batches_acked), pushed);
-    // Each stream started over: batch id 0 with a schema (fresh dictionaries).
+    // Each stream started over: batch id 0 with a schema (fresh dictionaries), and a
+    // stream lived long enough to carry more than the batch it opened with.
     let streams = server.seen.batches.lock().unwrap().clone();
     assert!(streams.iter().all(|s| s[0] == (0, true)), "{streams:?}");
+    assert!(streams.iter().any(|s| s.len() > 1), "{streams:?}");
     // A retired stream is not a failure, and nothing is logged.
     assert_eq!(run.get(|s| &s.stream_failures), 0);
     assert_eq!(run.get(|s| &s.batches_retried), 0);
     assert!(run.logs.lock().unwrap().is_empty(), "{:?}", run.logs);
+}
+
+#[test]
+fn a_retiring_stream_drains_its_batches_in_flight_before_handing_over() {
+    // Answers come 20 ms late and three batches go at once, so batches are in flight
+    // when a stream reaches its 30 ms lifetime: they must be answered on it, not lost.
+    let server = serve(Peer::Slow);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_stream_lifetime = Duration::from_millis(30);
+    });
+    let mut pushed = 0;
+    while server.seen.streams.load(Ordering::SeqCst) < 3 {
+        assert!(pushed < 3_000, "no new stream after {pushed} batches");
+        run.push(3, 1);
+        pushed += 3;
+        wait_until("the batches acked", || {
+            run.get(|s| &s.batches_acked) == pushed
+        });
+    }
+    run.close(Duration::from_secs(2));
+    run.assert_conserved(pushed, pushed);
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert_eq!(run.get(|s| &s.batches_retried), 0);
+    let streams = server.seen.batches.lock().unwrap().clone();
+    assert!(streams.iter().all(|s| s[0] == (0, true)), "{streams:?}");
 }
