@@ -9,7 +9,9 @@
 //! attribute tables' keys and string values are `Dictionary<UInt16, Utf8>` with a
 //! dictionary of this batch only; the [`Producer`](crate::Producer) folds them into
 //! per-stream dictionaries with the narrowest keys OTAP allows. Optional columns that
-//! hold only nulls are left out.
+//! hold only nulls are left out. Series are taken in the canonical order
+//! ([`series_order`], which `processor:aggregate` emits already); one metric row per
+//! point caps a batch at 65,536 points, and [`encode_parts`] splits bigger intervals.
 
 use std::sync::Arc;
 
