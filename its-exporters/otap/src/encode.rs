@@ -381,7 +381,10 @@ fn attrs_table(
     let mut key = RunDictionary::with_capacity(n);
     let mut prev: Option<&AttrRow> = None;
     for row in &rows {
-        let same = prev.is_some_and(|p| p.key == row.key && p.value == row.value);
+        // Keys are mostly one `'static` string: the address answers first.
+        let same = prev.is_some_and(|p| {
+            (std::ptr::eq(p.key, row.key) || p.key == row.key) && p.value == row.value
+        });
         parent.push(if same {
             row.parent - prev.map_or(0, |p| p.parent)
         } else {
