@@ -272,7 +272,6 @@ impl Aggregator {
             r.descriptor.name, r.attributes.name, r.attribute_values, core, numa_node
         );
         let fields = r.descriptor.fields.len();
-        let known = self.slots.len();
         let slot = *self.keys.entry(key).or_insert_with(|| {
             self.slots.push(Slot {
                 descriptor: r.descriptor,
@@ -291,13 +290,11 @@ impl Aggregator {
                 touched: false,
                 relay_id: None,
             });
+            // Sorted at the next interval cut: registrations come in bursts.
+            self.order.push(self.slots.len() - 1);
+            self.order_sorted = false;
             self.slots.len() - 1
         });
-        if self.slots.len() > known {
-            // Sorted at the next interval cut: registrations come in bursts.
-            self.order.push(slot);
-            self.order_sorted = false;
-        }
         let s = &mut self.slots[slot];
         s.start_unix_nanos = s.start_unix_nanos.min(r.start_unix_nanos);
         let index = r.set_id.0 as usize;

@@ -126,7 +126,7 @@ pub(crate) struct Dictionaries {
 }
 
 /// Key widths per column path, for the whole gRPC stream.
-pub(crate) type Widths = HashMap<PayloadType, HashMap<String, KeyWidth>>;
+pub(crate) type Widths = HashMap<(PayloadType, String), KeyWidth>;
 
 impl Dictionaries {
     /// `batch` with every `Dictionary<UInt16, Utf8>` column (top level, or a child of a
@@ -232,14 +232,9 @@ impl Dictionaries {
         let Some(values) = dict.values().as_string_opt::<i32>() else {
             return Ok(Some((field.clone(), Arc::clone(column))));
         };
-        // Looked up by `&str`: a column seen before costs no allocation.
-        let widths = widths.entry(kind).or_default();
-        let width = match widths.get(path) {
-            Some(width) => *width,
-            None => *widths
-                .entry(path.to_owned())
-                .or_insert(KeyWidth::narrowest(kind, path)),
-        };
+        let width = *widths
+            .entry((kind, path.to_owned()))
+            .or_insert_with(|| KeyWidth::narrowest(kind, path));
         let (data_type, array): (DataType, ArrayRef) = if width == KeyWidth::Plain {
             let plain: StringArray = dict
                 .keys()
@@ -248,13 +243,9 @@ impl Dictionaries {
                 .collect();
             (DataType::Utf8, Arc::new(plain))
         } else {
-            if !self.columns.contains_key(path) {
-                self.columns
-                    .insert(path.to_owned(), ColumnDictionary::default());
-            }
-            let state = self.columns.get_mut(path).expect("inserted above");
+            let state = self.columns.entry(path.to_owned()).or_default();
             let Some(map) = state.keys_for(values, width.capacity(u8_limit)) else {
-                widths.insert(path.to_owned(), width.wider());
+                widths.insert((kind, path.to_owned()), width.wider());
                 return Ok(None);
             };
             let stream_values = state.values_array();

@@ -288,22 +288,15 @@ fn sort_attributes(rows: &mut Vec<AttrRow<'_>>) {
             .or_else(|| keys.binary_search(&key).ok())
             .unwrap_or(0)
     };
-    // Group the rows by (type, key), keeping their order: a counting sort.
+    // Group the rows by (type, key), keeping their order.
     let group = |row: &AttrRow<'_>| usize::from(row.value.code() - 1) * keys.len() + rank(row.key);
-    let mut starts = vec![0usize; 4 * keys.len() + 1];
     let groups: Vec<usize> = rows.iter().map(group).collect();
-    for g in &groups {
-        starts[g + 1] += 1;
-    }
-    for g in 1..starts.len() {
-        starts[g] += starts[g - 1];
-    }
-    let mut keyed = vec![(0u64, 0u32); rows.len()];
-    let mut next = starts.clone();
-    for (i, (row, g)) in rows.iter().zip(&groups).enumerate() {
-        keyed[next[*g]] = (row.value.leading(), i as u32);
-        next[*g] += 1;
-    }
+    let keyed: Vec<(u64, u32)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| (row.value.leading(), i as u32))
+        .collect();
+    let (mut keyed, starts) = counting_sort(&keyed, 4 * keys.len(), |k| groups[k.1 as usize]);
     // Then each group by value: the runs already in order cost one comparison a row.
     // Only strings can tie on their leading bytes and still differ.
     for (group, bounds) in starts.windows(2).enumerate() {
@@ -340,20 +333,32 @@ fn sort_numbers(slice: &mut [(u64, u32)]) {
         slice.sort_by_key(|k| k.0);
         return;
     }
-    let mut starts = vec![0usize; span as usize + 2];
-    for k in slice.iter() {
-        starts[(k.0 - min) as usize + 1] += 1;
+    let (sorted, _) = counting_sort(slice, span as usize + 1, |k| (k.0 - min) as usize);
+    slice.copy_from_slice(&sorted);
+}
+
+/// `items` ordered by `bucket` (below `buckets`), keeping their order within a bucket,
+/// and where each bucket starts (`buckets + 1` offsets, the last one the length).
+fn counting_sort<T: Copy>(
+    items: &[T],
+    buckets: usize,
+    bucket: impl Fn(&T) -> usize,
+) -> (Vec<T>, Vec<usize>) {
+    let mut starts = vec![0usize; buckets + 1];
+    for item in items {
+        starts[bucket(item) + 1] += 1;
     }
     for i in 1..starts.len() {
         starts[i] += starts[i - 1];
     }
-    let mut sorted = vec![(0u64, 0u32); slice.len()];
-    for k in slice.iter() {
-        let at = &mut starts[(k.0 - min) as usize];
-        sorted[*at] = *k;
+    let mut next = starts.clone();
+    let mut sorted = items.to_vec();
+    for item in items {
+        let at = &mut next[bucket(item)];
+        sorted[*at] = *item;
         *at += 1;
     }
-    slice.copy_from_slice(&sorted);
+    (sorted, starts)
 }
 
 /// The width of an attribute table's `parent_id`: UInt16 for resource and scope

@@ -174,29 +174,20 @@ impl NodeConfig for OtapConfig {
                 );
             }
         }
-        if !(1..=1024).contains(&self.max_in_flight) {
-            return Err(format!(
-                "`max_in_flight: {}`: give 1 to 1024",
-                self.max_in_flight
-            ));
-        }
-        if !(1..=256).contains(&self.u8_dictionary_limit) {
-            return Err(format!(
-                "`u8_dictionary_limit: {}`: give 1 to 256",
-                self.u8_dictionary_limit
-            ));
-        }
-        if !(1..=MAX_ROWS_PER_BATCH).contains(&self.max_batch_points) {
-            return Err(format!(
-                "`max_batch_points: {}`: give 1 to {MAX_ROWS_PER_BATCH} (OTAP's u16 metric ids)",
-                self.max_batch_points
-            ));
-        }
-        if !(1..=65536).contains(&self.queue_capacity) {
-            return Err(format!(
-                "`queue_capacity: {}`: give 1 to 65536",
-                self.queue_capacity
-            ));
+        for (name, value, max, why) in [
+            ("max_in_flight", self.max_in_flight, 1024, ""),
+            ("u8_dictionary_limit", self.u8_dictionary_limit, 256, ""),
+            (
+                "max_batch_points",
+                self.max_batch_points,
+                MAX_ROWS_PER_BATCH,
+                " (OTAP's u16 metric ids)",
+            ),
+            ("queue_capacity", self.queue_capacity, 65536, ""),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(format!("`{name}: {value}`: give 1 to {max}{why}"));
+            }
         }
         for (name, value) in [
             ("initial_backoff", self.initial_backoff),

@@ -14,8 +14,8 @@
 //! - a batch that failed `max_retries + 1` times, or that the receiver refused in a way
 //!   it would refuse again (invalid data, credentials, no such service), on its status
 //!   or by refusing the stream, is dropped and counted; when the queue is full the
-//!   oldest interval is dropped and counted. With cumulative temporality the next export carries the
-//!   totals again, so a dropped batch loses no value.
+//!   oldest interval is dropped and counted. With cumulative temporality the next
+//!   export carries the totals again, so a dropped batch loses no value.
 //!
 //! Memory is bounded by `queue_capacity` intervals waiting plus `max_in_flight` batches
 //! in flight (each held once, as its tables). Every failure kind is counted in
