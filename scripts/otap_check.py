@@ -11,12 +11,15 @@ are compared with what the engine recorded.
 usage:
   otap_check.py --file FILE --expect-items N
       a file of length-delimited BatchArrowRecords (one stream)
-  otap_check.py --listen --port-file P --expect-items N [--expect-reset]
+  otap_check.py --listen --port-file P --expect-items N [--expect-reset] [--dump-dir D]
       a gRPC sink: serves ArrowMetricsService/ArrowMetrics on 127.0.0.1 (a free port,
       written to P), answers every batch with BatchStatus OK, and on SIGTERM checks
-      every stream it received
+      every stream it received (and writes each to D/stream-N.bin)
+  --digest FILE writes what every point added up to, for tools/otap-peer to compare
 """
 import argparse
+import json
+import os
 import sys
 from collections import defaultdict
 
@@ -238,9 +241,53 @@ def attributes(table):
     return out
 
 
-def check_stream(bars, totals):
+# Point tables: (label, their attribute table, the value summed in the digest).
+POINTS = {11: ("number", 15, "int_value"), 13: ("histogram", 17, "count"), 14: ("exp_histogram", 18, "count")}
+
+
+def points(tables, digest):
+    """Rebuilds every data point of one BatchArrowRecords: yields (attributes, scope
+    name, metric name, value), the attributes being the scope's and the point's
+    together. Each point is also counted in `digest`, keyed by kind, scope, metric and
+    attributes (as `key=json,...`, keys sorted), as [points, sum of integer values or
+    counts]: tools/otap-peer, a decoder that shares no code with this one, must add up
+    to the same digest."""
+    root = tables[10]
+    ids = undelta(root.column("id").to_pylist())
+    assert ids == list(range(root.num_rows)), "root ids 0..n in row order"
+    scope = root.column("scope").combine_chunks()
+    scope_ids = undelta(scope.field("id").to_pylist())
+    scope_names = scope.field("name").to_pylist()
+    names = root.column("name").to_pylist()
+    scope_attrs = attributes(tables[2]) if 2 in tables else {}
+    for kind, (label, attr_kind, value_column) in POINTS.items():
+        if kind not in tables:
+            continue
+        dp = tables[kind]
+        absent = [None] * dp.num_rows
+        parents = undelta(dp.column("parent_id").to_pylist())
+        values = dp.column(value_column).to_pylist() if value_column in dp.column_names else absent
+        # Data-point ids (delta) and their attributes (the kept core.id).
+        dp_ids = undelta(dp.column("id").to_pylist()) if "id" in dp.column_names else absent
+        dp_attrs = attributes(tables[attr_kind]) if attr_kind in tables else {}
+        assert not dp_attrs or "id" in dp.column_names, "point attributes without point ids"
+        for parent, value, dp_id in zip(parents, values, dp_ids):
+            attrs = dict(scope_attrs.get(scope_ids[parent], {}))
+            own = dp_attrs.get(dp_id, {})
+            assert not attrs.keys() & own.keys(), f"attributes {attrs.keys() & own.keys()} on scope and point"
+            attrs.update(own)
+            key = "\t".join([label, scope_names[parent] or "", names[parent], ",".join(
+                f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(attrs.items()))])
+            entry = digest[key]
+            entry[0] += 1
+            entry[1] += value or 0
+            yield attrs, scope_names[parent], names[parent], value
+
+
+def check_stream(bars, totals, digest):
     """Decodes one gRPC stream (or file); adds the engine.node totals of pipeline group
-    `demo` to `totals`. Returns (IPC streams, exponential histograms, schema resets)."""
+    `demo` to `totals` and every point to `digest` (see `points`). Returns (IPC streams,
+    exponential histograms, schema resets)."""
     assert bars, "a stream without BatchArrowRecords"
     assert [b["batch_id"] for b in bars] == list(range(len(bars))), "batch ids 0, 1, 2, ..."
 
@@ -277,27 +324,9 @@ def check_stream(bars, totals):
             check_columns(p["type"], batch.schema)
             tables[p["type"]] = decoded(pa.Table.from_batches([batch]))
             check_required(p["type"], tables[p["type"]])
-        root = tables[10]
-        ids = undelta(root.column("id").to_pylist())
-        assert ids == list(range(root.num_rows)), "root ids 0..n in row order"
-        scope = root.column("scope").combine_chunks()
-        scope_ids = undelta(scope.field("id").to_pylist())
-        scope_names = scope.field("name").to_pylist()
-        names = root.column("name").to_pylist()
-        scope_attrs = attributes(tables[2]) if 2 in tables else {}
-        if 11 in tables:
-            dp = tables[11]
-            parents = undelta(dp.column("parent_id").to_pylist())
-            ints = dp.column("int_value").to_pylist() if "int_value" in dp.column_names else [None] * dp.num_rows
-            # Data-point ids (delta) and their attributes (the kept core.id).
-            dp_ids = undelta(dp.column("id").to_pylist()) if "id" in dp.column_names else [None] * dp.num_rows
-            dp_attrs = attributes(tables[15]) if 15 in tables else {}
-            assert not dp_attrs or "id" in dp.column_names, "point attributes without point ids"
-            for parent, value, dp_id in zip(parents, ints, dp_ids):
-                attrs = dict(scope_attrs.get(scope_ids[parent], {}))
-                attrs.update(dp_attrs.get(dp_id, {}))
-                if scope_names[parent] == "engine.node" and attrs.get("pipeline.group") == "demo" and value is not None:
-                    totals[(attrs["node.id"], attrs.get("core.id"), names[parent])] += value
+        for attrs, scope, metric, value in points(tables, digest):
+            if scope == "engine.node" and attrs.get("pipeline.group") == "demo" and value is not None:
+                totals[(attrs["node.id"], attrs.get("core.id"), metric)] += value
         if 14 in tables:
             for row in tables[14].to_pylist():
                 buckets = sum(row["positive"]["bucket_counts"]) + sum(row["negative"]["bucket_counts"])
@@ -340,6 +369,7 @@ def serve(port_file, expect_header=None):
             received.append(bars)
         for message in requests:
             bar = parse_bar(message)
+            bar["raw"] = message
             bars.append(bar)
             yield batch_status(bar["batch_id"])
 
@@ -377,22 +407,37 @@ def main():
                         help="fail unless at least this many gRPC streams delivered batches")
     parser.add_argument("--expect-header", metavar="NAME=VALUE",
                         help="refuse (and fail on) streams that do not carry this gRPC header")
+    parser.add_argument("--dump-dir", help="write each gRPC stream received to DIR/stream-N.bin")
+    parser.add_argument("--digest", metavar="FILE",
+                        help="write every point's (kind, scope, metric, attributes): [points, sum] as JSON")
     args = parser.parse_args()
+    if args.dump_dir and not args.listen:
+        parser.error("--dump-dir goes with --listen")
     if args.listen == bool(args.file):
         parser.error("give --file FILE or --listen --port-file P")
 
     header = tuple(args.expect_header.split("=", 1)) if args.expect_header else None
     streams = serve(args.port_file, header) if args.listen else [read_bars(args.file)]
+    if args.dump_dir:
+        # Each gRPC stream as its own file of length-delimited BatchArrowRecords, the
+        # file mode's format, for tools/otap-peer.
+        for n, bars in enumerate(streams):
+            with open(os.path.join(args.dump_dir, f"stream-{n}.bin"), "wb") as f:
+                for bar in bars:
+                    f.write(put_varint(len(bar["raw"])) + bar["raw"])
     assert streams, "nothing received"
     assert len(streams) >= args.min_streams, f"{len(streams)} streams, expected at least {args.min_streams}"
-    totals = defaultdict(int)
+    totals, digest = defaultdict(int), defaultdict(lambda: [0, 0])
     ipc_streams = histograms = resets = 0
     for bars in streams:
-        s, h, r = check_stream(bars, totals)
+        s, h, r = check_stream(bars, totals, digest)
         ipc_streams, histograms, resets = ipc_streams + s, histograms + h, resets + r
     cores = check_totals(totals, args.expect_items)
     if args.expect_reset:
         assert resets, "no schema reset in the middle of a stream"
+    if args.digest:
+        with open(args.digest, "w") as f:
+            json.dump(digest, f, sort_keys=True)
     bars = sum(len(b) for b in streams)
     print(f"otap_check: {len(streams)} stream(s), {bars} BatchArrowRecords, {ipc_streams} IPC streams, "
           f"{resets} schema resets, {len(cores)} cores x {args.expect_items} items conserved, "
