@@ -191,7 +191,8 @@ impl Dictionaries {
 
     /// An all-null column of `data_type` for `path`, `len` rows: for a dictionary
     /// column, null keys over this stream's values, so that no dictionary message
-    /// follows. `None` when the stream has no dictionary for `path`.
+    /// follows. `None` for a dictionary of other than strings or keys other than
+    /// UInt8 and UInt16.
     pub(crate) fn null_column(
         &mut self,
         path: &str,
@@ -203,6 +204,12 @@ impl Dictionaries {
         };
         if **value != DataType::Utf8 {
             return None;
+        }
+        // A column this stream has not seen yet (a new schema keeping the optional
+        // columns of the one before) starts with no values.
+        if !self.columns.contains_key(path) {
+            self.columns
+                .insert(path.to_owned(), ColumnDictionary::default());
         }
         let values = self.columns.get_mut(path)?.values_array();
         let array: ArrayRef = match **key {

@@ -6,7 +6,8 @@
 //! payload types, and a payload type gets a new one (a schema reset) only when its
 //! schema changes (a new column, a required one missing, or a dictionary's keys
 //! widen; an optional column the stream has and a batch lacks goes out all null, so
-//! a column that comes and goes keeps the stream); dictionaries
+//! a column that comes and goes keeps the stream, and a new schema keeps the optional
+//! columns of the one before, so each column costs at most one reset); dictionaries
 //! are per IPC stream and grow by delta batches; IPC bodies are zstd-compressed (or
 //! not, by configuration).
 
@@ -96,9 +97,10 @@ fn same_shape(a: &Fields, b: &Fields) -> bool {
             .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
 }
 
-/// `batch` with the stream's `fields`: every column of `batch` in the stream's order,
-/// and the stream's other columns, if optional, all null. `None` when the batch has a
-/// column the stream lacks, a different type, or lacks a required column.
+/// `batch` with the stream's `fields`: every column of `batch` (found by name) in the
+/// stream's order, and the stream's other columns, if optional, all null. `None` when
+/// the batch has a column the stream lacks, a different type, or lacks a required
+/// column.
 fn fit(
     batch: &RecordBatch,
     fields: &Fields,
@@ -106,31 +108,48 @@ fn fit(
 ) -> Option<RecordBatch> {
     let schema = batch.schema();
     let mut columns = Vec::with_capacity(fields.len());
-    let mut next = 0;
+    let mut used = 0;
     for field in fields {
-        match schema.fields().get(next) {
-            Some(have) if have.name() == field.name() => {
-                if have.data_type() != field.data_type() {
+        match schema.index_of(field.name()) {
+            Ok(i) => {
+                if schema.field(i).data_type() != field.data_type() {
                     return None;
                 }
-                columns.push(Arc::clone(batch.column(next)));
-                next += 1;
+                columns.push(Arc::clone(batch.column(i)));
+                used += 1;
             }
-            _ if field.is_nullable() => {
+            Err(_) if field.is_nullable() => {
                 columns.push(dictionaries.null_column(
                     field.name(),
                     field.data_type(),
                     batch.num_rows(),
                 )?);
             }
-            _ => return None,
+            Err(_) => return None,
         }
     }
-    if next != schema.fields().len() {
+    if used != schema.fields().len() {
         return None;
     }
     let schema = Schema::new_with_metadata(fields.clone(), schema.metadata().clone());
     RecordBatch::try_new(Arc::new(schema), columns).ok()
+}
+
+/// The fields of a new schema for `batch` when the stream had `previous`: the batch's,
+/// then the previous schema's optional columns the batch lacks, so that a reset (a new
+/// column, wider keys) does not forget the columns that come and go. `None` when
+/// nothing is to be added.
+fn widened(batch: &RecordBatch, previous: &Fields) -> Option<Fields> {
+    let schema = batch.schema();
+    let extra: Vec<_> = previous
+        .iter()
+        .filter(|f| f.is_nullable() && schema.index_of(f.name()).is_err())
+        .cloned()
+        .collect();
+    if extra.is_empty() {
+        return None;
+    }
+    Some(schema.fields().iter().cloned().chain(extra).collect())
 }
 
 impl Producer {
@@ -169,6 +188,7 @@ impl Producer {
         batch: &RecordBatch,
     ) -> Result<ArrowPayload, ArrowError> {
         let limit = self.options.u8_dictionary_limit;
+        let previous = self.streams.get(&kind).map(|s| s.fields.clone());
         // Fold the batch's dictionaries into the stream's. A column that outgrows its
         // keys gets wider ones: that is a new schema, so the stream is dropped and the
         // batch folded again into fresh dictionaries.
@@ -185,14 +205,19 @@ impl Producer {
                 }
             }
         };
-        // A batch that only lacks optional columns the stream has keeps the stream,
-        // with those columns all null: no schema reset for a column that comes and
-        // goes (an interval without doubles, without gauges).
-        let batch = match self.streams.get(&kind) {
-            Some(stream) if !same_shape(&stream.fields, batch.schema().fields()) => {
-                fit(&batch, &stream.fields, &mut dictionaries).unwrap_or(batch)
-            }
-            _ => batch,
+        // A batch that lacks only optional columns of the stream keeps it, with those
+        // columns all null: no schema reset for a column that comes and goes (an
+        // interval without doubles, without gauges). One that does not fit (a new
+        // column, wider keys) starts a new schema, which keeps the optional columns of
+        // the one before.
+        let batch = match &previous {
+            Some(fields) if same_shape(fields, batch.schema().fields()) => batch,
+            Some(fields) => fit(&batch, fields, &mut dictionaries)
+                .or_else(|| {
+                    widened(&batch, fields).and_then(|f| fit(&batch, &f, &mut dictionaries))
+                })
+                .unwrap_or(batch),
+            None => batch,
         };
         let schema = batch.schema();
         let stream = match self.streams.entry(kind) {

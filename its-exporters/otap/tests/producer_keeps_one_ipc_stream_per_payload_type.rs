@@ -385,3 +385,182 @@ fn optional_columns_that_come_and_go_keep_the_stream() {
         .unwrap();
     assert_eq!(bar.arrow_payloads[0].schema_id, "2", "`extra` is required");
 }
+
+/// A root table of 3 rows with a required `id`, an optional `name` dictionary column
+/// holding `names` (cycled) if given, and an optional `value` column if `value`.
+fn root(names: Option<&[&str]>, value: bool) -> RecordBatch {
+    let rows = names.map_or(3, <[&str]>::len).max(3);
+    let mut fields = vec![Field::new("id", DataType::UInt16, false)];
+    let mut columns: Vec<arrow_array::ArrayRef> = vec![Arc::new(UInt16Array::from(
+        (0..rows as u16).collect::<Vec<_>>(),
+    ))];
+    if let Some(names) = names {
+        let keys = UInt16Array::from(
+            (0..rows)
+                .map(|r| (r % names.len()) as u16)
+                .collect::<Vec<_>>(),
+        );
+        fields.push(Field::new(
+            "name",
+            DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+            true,
+        ));
+        columns.push(Arc::new(
+            arrow_array::DictionaryArray::<arrow_array::types::UInt16Type>::try_new(
+                keys,
+                Arc::new(arrow_array::StringArray::from(names.to_vec())),
+            )
+            .unwrap(),
+        ));
+    }
+    if value {
+        fields.push(Field::new("value", DataType::Int64, true));
+        columns.push(Arc::new(Int64Array::from(vec![7; rows])));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// The schema id of each round's root payload, and the record batches read back from
+/// each IPC stream, by schema id.
+fn rounds(producer: &mut Producer, batches: Vec<RecordBatch>) -> (Vec<String>, Vec<RecordBatch>) {
+    let mut ids = Vec::new();
+    let mut streams: Vec<(String, Vec<u8>)> = Vec::new();
+    for batch in batches {
+        let bar = producer
+            .produce(&tables(vec![(PayloadType::UnivariateMetrics, batch)]))
+            .unwrap();
+        let payload = &bar.arrow_payloads[0];
+        ids.push(payload.schema_id.clone());
+        match streams.iter_mut().find(|(id, _)| *id == payload.schema_id) {
+            Some((_, bytes)) => bytes.extend_from_slice(&payload.record),
+            None => streams.push((payload.schema_id.clone(), payload.record.clone())),
+        }
+    }
+    let read = streams
+        .iter()
+        .flat_map(|(_, bytes)| read_all(bytes))
+        .collect();
+    (ids, read)
+}
+
+#[test]
+fn a_new_schema_keeps_the_optional_columns_of_the_one_before() {
+    // `value`, then `name` (new: a reset), then each alone and both: the new schema
+    // has both, so the columns that come and go cost one reset in all, not one each
+    // time they swap.
+    let mut producer = Producer::new(IpcCompression::Zstd);
+    let n: &[&str] = &["n"];
+    let (ids, read) = rounds(
+        &mut producer,
+        vec![
+            root(None, true),
+            root(Some(n), false),
+            root(None, true),
+            root(Some(n), false),
+            root(Some(n), true),
+            root(None, false),
+        ],
+    );
+    assert_eq!(ids, ["0", "1", "1", "1", "1", "1"]);
+    let expected = [
+        (false, true),
+        (true, false),
+        (false, true),
+        (true, false),
+        (true, true),
+        (false, false),
+    ];
+    for (batch, (name, value)) in read[1..].iter().zip(&expected[1..]) {
+        assert_eq!(batch.num_columns(), 3);
+        let names = batch.column_by_name("name").unwrap();
+        assert_eq!(names.null_count(), if *name { 0 } else { 3 });
+        let values = batch.column_by_name("value").unwrap();
+        assert_eq!(values.null_count(), if *value { 0 } else { 3 });
+    }
+    assert_eq!(column_values(&read[4], "name"), [Some("n"); 3]);
+}
+
+#[test]
+fn a_reset_for_wider_keys_keeps_the_optional_columns_too() {
+    let mut producer = Producer::new(its_exporter_otap::ProducerOptions {
+        u8_dictionary_limit: 2,
+        ..its_exporter_otap::ProducerOptions::default()
+    });
+    // `value` and two names; then three names without `value` widen the keys (a
+    // reset); `value` alone then continues the wider stream.
+    let (ids, read) = rounds(
+        &mut producer,
+        vec![
+            root(Some(&["a", "b"]), true),
+            root(Some(&["a", "b", "c"]), false),
+            root(None, true),
+            root(Some(&["d"]), true),
+        ],
+    );
+    assert_eq!(ids, ["0", "1", "1", "1"]);
+    let wide = DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8));
+    for batch in &read[1..] {
+        assert_eq!(batch.column_by_name("name").unwrap().data_type(), &wide);
+        assert!(batch.column_by_name("value").is_some());
+    }
+    assert_eq!(read[1].column_by_name("value").unwrap().null_count(), 3);
+    assert_eq!(read[2].column_by_name("name").unwrap().null_count(), 3);
+    assert_eq!(read[3].column_by_name("value").unwrap().null_count(), 0);
+}
+
+#[test]
+fn a_reset_for_wider_keys_keeps_dictionary_columns_the_batch_lacks() {
+    // `name` and `unit`; then `name` outgrows UInt8 keys in a batch without `unit`:
+    // the new stream starts with fresh dictionaries and keeps `unit`, all null over an
+    // empty dictionary, whose first values then arrive as a delta, with no reset.
+    let mut producer = Producer::new(its_exporter_otap::ProducerOptions {
+        u8_dictionary_limit: 2,
+        ..its_exporter_otap::ProducerOptions::default()
+    });
+    let (ids, read) = rounds(
+        &mut producer,
+        vec![
+            with_unit(root(Some(&["a", "b"]), false), "u"),
+            root(Some(&["a", "b", "c"]), false),
+            with_unit(root(Some(&["d"]), false), "v"),
+        ],
+    );
+    assert_eq!(ids, ["0", "1", "1"]);
+    assert_eq!(column_values(&read[1], "unit"), [None, None, None]);
+    assert_eq!(column_values(&read[2], "unit"), [Some("v"); 3]);
+}
+
+/// `batch` with a `unit` dictionary column holding `unit` on every row.
+fn with_unit(batch: RecordBatch, unit: &str) -> RecordBatch {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(
+        "unit",
+        DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+        true,
+    ));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(
+        arrow_array::DictionaryArray::<arrow_array::types::UInt16Type>::try_new(
+            UInt16Array::from(vec![0; batch.num_rows()]),
+            Arc::new(arrow_array::StringArray::from(vec![unit])),
+        )
+        .unwrap(),
+    ));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// A dictionary column with UInt8 keys, as values.
+fn column_values<'a>(batch: &'a RecordBatch, name: &str) -> Vec<Option<&'a str>> {
+    let column = batch.column_by_name(name).unwrap();
+    let dict = column.as_dictionary::<arrow_array::types::UInt8Type>();
+    let values = dict.values().as_string::<i32>();
+    dict.keys()
+        .iter()
+        .map(|k| k.map(|k| values.value(k.as_usize())))
+        .collect()
+}
