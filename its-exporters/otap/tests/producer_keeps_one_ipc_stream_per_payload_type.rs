@@ -520,9 +520,9 @@ fn a_reset_for_wider_keys_keeps_dictionary_columns_the_batch_lacks() {
     let (ids, read) = rounds(
         &mut producer,
         vec![
-            with_unit(root(Some(&["a", "b"]), false), "u"),
+            with_unit(&root(Some(&["a", "b"]), false), "u"),
             root(Some(&["a", "b", "c"]), false),
-            with_unit(root(Some(&["d"]), false), "v"),
+            with_unit(&root(Some(&["d"]), false), "v"),
         ],
     );
     assert_eq!(ids, ["0", "1", "1"]);
@@ -531,7 +531,7 @@ fn a_reset_for_wider_keys_keeps_dictionary_columns_the_batch_lacks() {
 }
 
 /// `batch` with a `unit` dictionary column holding `unit` on every row.
-fn with_unit(batch: RecordBatch, unit: &str) -> RecordBatch {
+fn with_unit(batch: &RecordBatch, unit: &str) -> RecordBatch {
     let mut fields: Vec<Field> = batch
         .schema()
         .fields()
