@@ -294,7 +294,7 @@ def check_stream(bars, totals, digest):
     # One IPC stream per schema id; a schema id belongs to one payload type; a new
     # schema id for a type already seen is a schema reset.
     streams, kinds, resets = defaultdict(list), {}, 0
-    current = {}
+    current, successors = {}, []
     for bar in bars:
         seen = set()
         for p in bar["payloads"]:
@@ -305,6 +305,7 @@ def check_stream(bars, totals, digest):
             assert not p["record"].endswith(b"\xff\xff\xff\xff\x00\x00\x00\x00"), "EOS marker"
             if current.get(p["type"], p["schema_id"]) != p["schema_id"]:
                 assert p["schema_id"] not in streams, "a schema id came back after a reset"
+                successors.append((current[p["type"]], p["schema_id"]))
                 resets += 1
             current[p["type"]] = p["schema_id"]
             streams[p["schema_id"]].append(p["record"])
@@ -315,6 +316,12 @@ def check_stream(bars, totals, digest):
         read = list(ipc.open_stream(pa.BufferReader(b"".join(chunks))))
         assert len(read) == len(chunks), f"schema {schema_id}: {len(read)} batches for {len(chunks)} payloads"
         batches[schema_id] = iter(read)
+    # A new schema keeps the optional columns of the one before: a column that comes
+    # and goes costs one reset, not one each time it comes back.
+    schema = {sid: ipc.open_stream(pa.BufferReader(chunks[0])).schema for sid, chunks in streams.items()}
+    for before, after in successors:
+        lost = set(schema[before].names) - set(schema[after].names)
+        assert not lost, f"schema {after} dropped the columns {lost} of schema {before}"
 
     histograms = 0
     for bar in bars:
