@@ -16,8 +16,8 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_ipc::CompressionType;
 use arrow_ipc::writer::{DictionaryHandling, IpcWriteOptions, StreamWriter};
+use arrow_ipc::{CompressionType, MetadataVersion};
 use arrow_schema::{ArrowError, Fields, Schema};
 
 use crate::dictionary::{Dictionaries, Widths};
@@ -230,7 +230,10 @@ impl Producer {
             // carry over (a widened column's were made fresh above); the new writer
             // sends them whole with this batch.
             entry => {
-                let options = IpcWriteOptions::default()
+                // Buffers padded to 8 bytes, as the Go producer pads them, not to
+                // Arrow's 64-byte default: padding is never compressed, and with zstd
+                // IPC bodies it went on the wire as is (8-28 % of the bytes).
+                let options = IpcWriteOptions::try_new(8, false, MetadataVersion::V5)?
                     .try_with_compression(match self.options.compression {
                         IpcCompression::Zstd => Some(CompressionType::ZSTD),
                         IpcCompression::None => None,

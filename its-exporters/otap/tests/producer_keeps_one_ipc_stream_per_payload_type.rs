@@ -564,3 +564,33 @@ fn column_values<'a>(batch: &'a RecordBatch, name: &str) -> Vec<Option<&'a str>>
         .map(|k| k.map(|k| values.value(k.as_usize())))
         .collect()
 }
+
+#[test]
+fn buffers_are_padded_to_eight_bytes_as_the_go_producer_pads_them() {
+    // One row of three Int64 columns: three 8-byte value buffers. With Arrow's
+    // 64-byte default each would take 64 bytes of the body; padded to 8, the body is
+    // just the values. Padding is not compressed: with zstd IPC bodies every buffer's
+    // padding goes on the wire as is.
+    let mut producer = Producer::new(IpcCompression::None);
+    let bar = producer
+        .produce(&tables(vec![(
+            PayloadType::UnivariateMetrics,
+            batch(&["a", "b", "c"], 1),
+        )]))
+        .unwrap();
+    let record = &bar.arrow_payloads[0].record;
+    let mut at = 0;
+    let mut bodies = Vec::new();
+    while at < record.len() {
+        let len = i32::from_le_bytes(record[at + 4..at + 8].try_into().unwrap()) as usize;
+        assert_eq!((at + 8 + len) % 8, 0, "metadata padded to 8 bytes");
+        let message = arrow_ipc::root_as_message(&record[at + 8..at + 8 + len]).unwrap();
+        bodies.push(message.bodyLength());
+        at += 8 + len + message.bodyLength() as usize;
+    }
+    assert_eq!(
+        bodies,
+        [0, 24],
+        "the schema, then the record batch's three values"
+    );
+}
