@@ -9,7 +9,7 @@ quasi-delta), the data points are rebuilt, and the totals of the engine's own me
 are compared with what the engine recorded.
 
 usage:
-  otap_check.py --file FILE --expect-items N
+  otap_check.py --file FILE [--expect-items N]
       a file of length-delimited BatchArrowRecords (one stream)
   otap_check.py --listen --port-file P --expect-items N [--expect-reset] [--dump-dir D]
       a gRPC sink: serves ArrowMetricsService/ArrowMetrics on 127.0.0.1 (a free port,
@@ -20,6 +20,7 @@ usage:
 import argparse
 import json
 import os
+import struct
 import sys
 from collections import defaultdict
 
@@ -241,8 +242,15 @@ def attributes(table):
     return out
 
 
-# Point tables: (label, their attribute table, the value summed in the digest).
-POINTS = {11: ("number", 15, "int_value"), 13: ("histogram", 17, "count"), 14: ("exp_histogram", 18, "count")}
+# Point tables: (label, their attribute table, the integer and the double the digest
+# adds up).
+POINTS = {11: ("number", 15, "int_value", "double_value"), 13: ("histogram", 17, "count", "sum"),
+          14: ("exp_histogram", 18, "count", "sum")}
+
+
+def bits(value):
+    """A double's IEEE bits, as an unsigned integer (0 for a null)."""
+    return 0 if value is None else struct.unpack("<Q", struct.pack("<d", value))[0]
 
 
 def points(tables, digest):
@@ -250,8 +258,9 @@ def points(tables, digest):
     name, metric name, value), the attributes being the scope's and the point's
     together. Each point is also counted in `digest`, keyed by kind, scope, metric and
     attributes (as `key=json,...`, keys sorted), as [points, sum of integer values or
-    counts]: tools/otap-peer, a decoder that shares no code with this one, must add up
-    to the same digest."""
+    counts, wrapping sum of the bits of double values or histogram sums]:
+    tools/otap-peer, a decoder that shares no code with this one, must add up to the
+    same digest."""
     root = tables[10]
     ids = undelta(root.column("id").to_pylist())
     assert ids == list(range(root.num_rows)), "root ids 0..n in row order"
@@ -260,18 +269,19 @@ def points(tables, digest):
     scope_names = scope.field("name").to_pylist()
     names = root.column("name").to_pylist()
     scope_attrs = attributes(tables[2]) if 2 in tables else {}
-    for kind, (label, attr_kind, value_column) in POINTS.items():
+    for kind, (label, attr_kind, value_column, double_column) in POINTS.items():
         if kind not in tables:
             continue
         dp = tables[kind]
         absent = [None] * dp.num_rows
         parents = undelta(dp.column("parent_id").to_pylist())
         values = dp.column(value_column).to_pylist() if value_column in dp.column_names else absent
+        doubles = dp.column(double_column).to_pylist() if double_column in dp.column_names else absent
         # Data-point ids (delta) and their attributes (the kept core.id).
         dp_ids = undelta(dp.column("id").to_pylist()) if "id" in dp.column_names else absent
         dp_attrs = attributes(tables[attr_kind]) if attr_kind in tables else {}
         assert not dp_attrs or "id" in dp.column_names, "point attributes without point ids"
-        for parent, value, dp_id in zip(parents, values, dp_ids):
+        for parent, value, double, dp_id in zip(parents, values, doubles, dp_ids):
             attrs = dict(scope_attrs.get(scope_ids[parent], {}))
             own = dp_attrs.get(dp_id, {})
             assert not attrs.keys() & own.keys(), f"attributes {attrs.keys() & own.keys()} on scope and point"
@@ -281,6 +291,7 @@ def points(tables, digest):
             entry = digest[key]
             entry[0] += 1
             entry[1] += value or 0
+            entry[2] = (entry[2] + bits(double)) % 2**64
             yield attrs, scope_names[parent], names[parent], value
 
 
@@ -407,7 +418,8 @@ def main():
     parser.add_argument("--file")
     parser.add_argument("--listen", action="store_true")
     parser.add_argument("--port-file")
-    parser.add_argument("--expect-items", type=int, required=True)
+    parser.add_argument("--expect-items", type=int,
+                        help="fail unless, on every core, the demo pipeline produced and consumed N items")
     parser.add_argument("--expect-reset", action="store_true",
                         help="fail unless some stream had a schema reset in the middle")
     parser.add_argument("--min-streams", type=int, default=1,
@@ -434,12 +446,15 @@ def main():
                     f.write(put_varint(len(bar["raw"])) + bar["raw"])
     assert streams, "nothing received"
     assert len(streams) >= args.min_streams, f"{len(streams)} streams, expected at least {args.min_streams}"
-    totals, digest = defaultdict(int), defaultdict(lambda: [0, 0])
+    totals, digest = defaultdict(int), defaultdict(lambda: [0, 0, 0])
     ipc_streams = histograms = resets = 0
     for bars in streams:
         s, h, r = check_stream(bars, totals, digest)
         ipc_streams, histograms, resets = ipc_streams + s, histograms + h, resets + r
-    cores = check_totals(totals, args.expect_items)
+    conserved = ""
+    if args.expect_items is not None:
+        cores = check_totals(totals, args.expect_items)
+        conserved = f"{len(cores)} cores x {args.expect_items} items conserved, "
     if args.expect_reset:
         assert resets, "no schema reset in the middle of a stream"
     if args.digest:
@@ -447,8 +462,7 @@ def main():
             json.dump(digest, f, sort_keys=True)
     bars = sum(len(b) for b in streams)
     print(f"otap_check: {len(streams)} stream(s), {bars} BatchArrowRecords, {ipc_streams} IPC streams, "
-          f"{resets} schema resets, {len(cores)} cores x {args.expect_items} items conserved, "
-          f"{histograms} exponential histograms ok")
+          f"{resets} schema resets, {conserved}{len(digest)} point keys, {histograms} exponential histograms ok")
 
 
 if __name__ == "__main__":

@@ -5,26 +5,32 @@
 //! ids and flattens the points.
 //!
 //! ```text
-//! otap-peer --expect-items N [--digest PYTHON_DIGEST.json] STREAM...
+//! otap-peer [--expect-items N] [--digest DIGEST.json]... STREAM...
 //! ```
 //!
 //! Each `STREAM` is one OTAP stream as a file of length-delimited `BatchArrowRecords`
 //! (the exporter's `file:` mode, or what `scripts/otap_check.py --dump-dir` received on
-//! one gRPC stream). The check fails unless every batch decodes, every exponential
-//! histogram's buckets hold its count, and on every core the demo pipeline's generator
-//! produced and its no-op exporter consumed `N` items. With `--digest`, every point's
-//! scope, metric, attributes and value must also add up exactly as they did for the
-//! Python decoder (`scripts/otap_check.py`), which shares no code with this one.
+//! one gRPC stream). The check fails unless every batch decodes and every exponential
+//! histogram's buckets hold its count; with `--expect-items`, unless on every core the
+//! demo pipeline's generator produced and its no-op exporter consumed `N` items. Each
+//! `--digest` is what every point (kind, scope, metric, attributes) added up to for
+//! someone else: the Python decoder (`scripts/otap_check.py`), which shares no code
+//! with this one, or the source intervals (`its-exporter-otap`'s `otap_fixture`
+//! example); ours must be the same, key by key.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use arrow_array::{Array, Int64Array, ListArray, RecordBatch, StringArray, UInt64Array};
+use arrow_array::{
+    Array, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, UInt64Array,
+};
 use otlp2records::otap::OtapDecoder;
 use serde_json::{Map, Value};
 
-/// Points and the sum of their integer values (counts, for histograms), per key.
-type Digest = BTreeMap<String, (u64, i128)>;
+/// Points, the sum of their integer values (counts, for histograms) and the wrapping
+/// sum of the bits of their doubles (double values, histogram sums), per key.
+type Digest = BTreeMap<String, (u64, i128, u64)>;
 
 fn main() -> ExitCode {
     match run() {
@@ -41,7 +47,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<String, String> {
     let mut args = std::env::args().skip(1);
-    let (mut expect_items, mut digest_path, mut streams) = (None, None, Vec::new());
+    let (mut expect_items, mut digests, mut streams) = (None, Vec::new(), Vec::new());
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--expect-items" => {
@@ -51,12 +57,11 @@ fn run() -> Result<String, String> {
                         .map_err(|e| format!("--expect-items {n}: {e}"))?,
                 );
             }
-            "--digest" => digest_path = Some(args.next().ok_or("--digest needs a file")?),
+            "--digest" => digests.push(args.next().ok_or("--digest needs a file")?),
             _ if arg.starts_with("--") => return Err(format!("unknown option {arg}")),
             _ => streams.push(arg),
         }
     }
-    let expect_items = expect_items.ok_or("--expect-items N is required")?;
     if streams.is_empty() {
         return Err("give at least one stream file".into());
     }
@@ -82,32 +87,33 @@ fn run() -> Result<String, String> {
                     "{path}: BatchArrowRecords {n}: points skipped: {skipped:?}"
                 ));
             }
-            for (kind, batch) in [("number", &batches.sum), ("number", &batches.gauge)] {
-                if let Some(batch) = batch {
-                    add_points(kind, batch, "int_value", &mut digest)?;
-                }
+            for batch in [&batches.sum, &batches.gauge].into_iter().flatten() {
+                add_points("number", batch, ["int_value", "double_value"], &mut digest)?;
             }
             if let Some(batch) = &batches.histogram {
-                add_points("histogram", batch, "count", &mut digest)?;
+                add_points("histogram", batch, ["count", "sum"], &mut digest)?;
             }
             if let Some(batch) = &batches.exp_histogram {
-                add_points("exp_histogram", batch, "count", &mut digest)?;
+                add_points("exp_histogram", batch, ["count", "sum"], &mut digest)?;
                 histograms += check_buckets(batch)?;
             }
             bars += 1;
         }
     }
 
-    let cores = check_items(&digest, expect_items)?;
     let mut summary = format!(
-        "{} stream(s), {bars} BatchArrowRecords decoded, {} series, {cores} cores x {expect_items} items \
-         conserved, {histograms} exponential histograms ok",
+        "{} stream(s), {bars} BatchArrowRecords decoded, {} point keys, {histograms} exponential \
+         histograms ok",
         streams.len(),
         digest.len()
     );
-    if let Some(path) = digest_path {
-        compare(&digest, &path)?;
-        summary.push_str(", every point agrees with the Python decoder");
+    if let Some(expect) = expect_items {
+        let cores = check_items(&digest, expect)?;
+        let _ = write!(summary, ", {cores} cores x {expect} items conserved");
+    }
+    for path in &digests {
+        compare(&digest, path)?;
+        let _ = write!(summary, ", every point as in {path}");
     }
     Ok(summary)
 }
@@ -178,7 +184,7 @@ fn attributes(scope: &StringArray, point: &StringArray, row: usize) -> Result<St
 fn add_points(
     kind: &str,
     batch: &RecordBatch,
-    value: &str,
+    [value, double]: [&str; 2],
     digest: &mut Digest,
 ) -> Result<(), String> {
     let names = column::<StringArray>(batch, "name")?;
@@ -193,6 +199,7 @@ fn add_points(
             .map(|v| v.map(i128::from))
             .collect()
     };
+    let doubles = column::<Float64Array>(batch, double)?;
     for (row, v) in values.into_iter().enumerate() {
         let scope = if scopes.is_valid(row) {
             scopes.value(row)
@@ -207,6 +214,9 @@ fn add_points(
         let entry = digest.entry(key).or_default();
         entry.0 += 1;
         entry.1 += v.unwrap_or(0);
+        if doubles.is_valid(row) {
+            entry.2 = entry.2.wrapping_add(doubles.value(row).to_bits());
+        }
     }
     Ok(())
 }
@@ -243,7 +253,7 @@ fn check_buckets(batch: &RecordBatch) -> Result<usize, String> {
 /// consumed `expect` items; returns the number of cores.
 fn check_items(digest: &Digest, expect: i128) -> Result<usize, String> {
     let mut totals: BTreeMap<(String, String), i128> = BTreeMap::new();
-    for (key, (_, sum)) in digest {
+    for (key, (_, sum, _)) in digest {
         let mut parts = key.split('\t');
         let (Some("number"), Some("engine.node"), Some(metric), Some(attrs)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -289,11 +299,10 @@ fn check_items(digest: &Digest, expect: i128) -> Result<usize, String> {
     Ok(cores.len())
 }
 
-/// The Python decoder's digest (`{key: [points, sum]}`) equals ours, key by key.
+/// The digest in `path` (`{key: [points, sum, double bits]}`) equals ours, key by key.
 fn compare(digest: &Digest, path: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let theirs: BTreeMap<String, (u64, i128)> =
-        serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    let theirs: Digest = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
     if theirs.is_empty() {
         return Err(format!("{path}: an empty digest"));
     }
@@ -302,14 +311,14 @@ fn compare(digest: &Digest, path: &str) -> Result<(), String> {
             Some(t) if t == ours => {}
             Some(t) => {
                 return Err(format!(
-                    "{key:?}: (points, sum) {ours:?} here, {t:?} in Python"
+                    "{key:?}: (points, sum, double bits) {ours:?} here, {t:?} in {path}"
                 ));
             }
-            None => return Err(format!("{key:?}: decoded here, not by Python")),
+            None => return Err(format!("{key:?}: decoded here, not in {path}")),
         }
     }
     if let Some(key) = theirs.keys().find(|k| !digest.contains_key(*k)) {
-        return Err(format!("{key:?}: decoded by Python, not here"));
+        return Err(format!("{key:?}: in {path}, not decoded here"));
     }
     Ok(())
 }
