@@ -165,13 +165,24 @@ impl Producer {
     }
 
     /// The next `BatchArrowRecords` for `tables`; tables without rows are left out.
+    ///
+    /// On an error nothing of `tables` is to be sent, yet the payload types written
+    /// before it have moved their IPC streams on (a schema or dictionaries the receiver
+    /// will never see). So every IPC stream is dropped: the next batch starts each
+    /// payload type afresh under a new schema id, which a receiver takes as a reset.
     pub fn produce(&mut self, tables: &MetricsTables) -> Result<BatchArrowRecords, ArrowError> {
         let mut payloads = Vec::with_capacity(tables.tables.len());
         for (kind, batch) in &tables.tables {
             if batch.num_rows() == 0 {
                 continue;
             }
-            payloads.push(self.payload(*kind, batch)?);
+            match self.payload(*kind, batch) {
+                Ok(payload) => payloads.push(payload),
+                Err(e) => {
+                    self.streams.clear();
+                    return Err(e);
+                }
+            }
         }
         let batch_id = self.next_batch_id;
         self.next_batch_id += 1;

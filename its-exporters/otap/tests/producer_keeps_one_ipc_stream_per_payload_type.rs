@@ -594,3 +594,71 @@ fn buffers_are_padded_to_eight_bytes_as_the_go_producer_pads_them() {
         "the schema, then the record batch's three values"
     );
 }
+
+#[test]
+fn a_failed_batch_leaves_no_stream_the_receiver_has_not_seen() {
+    // Batch 1 goes out. Batch 2 resets the root's schema (a new column), then fails on
+    // a column the IPC writer refuses (a dictionary of dictionaries): it is never sent,
+    // so the root's new schema message never arrives. Batch 3, like batch 2 without
+    // the bad table, must not continue that unseen stream.
+    let mut producer = Producer::new(IpcCompression::Zstd);
+    let first = producer
+        .produce(&tables(vec![
+            (PayloadType::UnivariateMetrics, batch(&["id"], 2)),
+            (PayloadType::NumberDataPoints, batch(&["parent_id"], 2)),
+        ]))
+        .unwrap();
+    let inner = arrow_array::DictionaryArray::<arrow_array::types::UInt16Type>::try_new(
+        UInt16Array::from(vec![0, 0]),
+        Arc::new(arrow_array::StringArray::from(vec!["x"])),
+    )
+    .unwrap();
+    let nested = arrow_array::DictionaryArray::<arrow_array::types::UInt16Type>::try_new(
+        UInt16Array::from(vec![0, 1]),
+        Arc::new(inner),
+    )
+    .unwrap();
+    let bad = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "parent_id",
+            arrow_array::Array::data_type(&nested).clone(),
+            false,
+        )])),
+        vec![Arc::new(nested)],
+    )
+    .unwrap();
+    assert!(
+        producer
+            .produce(&tables(vec![
+                (PayloadType::UnivariateMetrics, batch(&["id", "extra"], 2)),
+                (PayloadType::NumberDataPoints, bad),
+            ]))
+            .is_err()
+    );
+    let third = producer
+        .produce(&tables(vec![
+            (PayloadType::UnivariateMetrics, batch(&["id", "extra"], 2)),
+            (PayloadType::NumberDataPoints, batch(&["parent_id"], 2)),
+        ]))
+        .unwrap();
+    assert_eq!(
+        (first.batch_id, third.batch_id),
+        (0, 1),
+        "batch ids only for sent batches"
+    );
+    let used: Vec<&str> = first
+        .arrow_payloads
+        .iter()
+        .map(|p| p.schema_id.as_str())
+        .collect();
+    for p in &third.arrow_payloads {
+        assert!(
+            !used.contains(&p.schema_id.as_str()),
+            "schema id {} again",
+            p.schema_id
+        );
+        // Each payload of batch 3 opens its own IPC stream: it reads on its own.
+        assert_eq!(ipc_messages(&p.record)[0], "schema");
+        assert_eq!(read_all(&p.record).len(), 1);
+    }
+}
