@@ -155,9 +155,9 @@ fn otlp(interval: &Interval, resource: &[(String, AttributeValue)]) -> ExportMet
         Temporality::Delta => AggregationTemporality::Delta,
         Temporality::Cumulative => AggregationTemporality::Cumulative,
     } as i32;
-    let (start, end) = (interval.start_unix_nanos, interval.end_unix_nanos);
     let mut scopes: BTreeMap<&str, BTreeMap<usize, Metric>> = BTreeMap::new();
     for series in &interval.series {
+        let (start, end) = (series.start_unix_nanos, series.end_unix_nanos);
         let attributes: Vec<KeyValue> = series
             .identity
             .attributes

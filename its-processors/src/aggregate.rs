@@ -466,6 +466,7 @@ impl Aggregator {
                     descriptor: slot.descriptor,
                     identity: Arc::clone(&slot.identity),
                     start_unix_nanos: start,
+                    end_unix_nanos,
                     points,
                 });
             }
@@ -505,6 +506,7 @@ impl Aggregator {
                                 descriptor: slot.descriptor,
                                 identity: Arc::clone(&slot.identity),
                                 start_unix_nanos: slot.start_unix_nanos,
+                                end_unix_nanos,
                                 points,
                             })
                         })

@@ -339,6 +339,10 @@ pub struct Series {
     /// Start of the values (the interval's start for delta, the series' start for
     /// cumulative), Unix epoch nanoseconds.
     pub start_unix_nanos: u64,
+    /// When the values were taken: the end of the interval the series was cut in. It
+    /// is the interval's end unless `processor:batch` merged intervals, whose series
+    /// keep their own times.
+    pub end_unix_nanos: u64,
     /// Fields with something to say.
     pub points: Vec<Point>,
 }
@@ -357,7 +361,9 @@ pub struct Interval {
 }
 
 /// Intervals of the same temporality merge into one covering both: what
-/// `processor:batch` does to cut the number of exports.
+/// `processor:batch` does to cut the number of exports. Each series keeps its own
+/// start and end, so the points of consecutive intervals go out with their own times,
+/// as they would have unmerged (a series may then appear once per merged interval).
 impl nodes::Mergeable for Interval {
     fn merge(&mut self, other: Box<dyn nodes::Mergeable>) -> Result<(), Box<dyn nodes::Mergeable>> {
         let same = other

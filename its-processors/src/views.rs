@@ -120,6 +120,10 @@ struct Views {
     derived_attributes: HashMap<(usize, Vec<usize>), &'static AttributesDescriptor>,
 }
 
+/// An output series: its descriptor's address, its attributes after the views, and
+/// when it was taken.
+type SeriesKey = (usize, Vec<(String, String)>, u64);
+
 fn merge(into: &mut Value, from: &Value, kind: InstrumentKind) {
     match (into, from) {
         (Value::U64(a), Value::U64(b)) if kind != InstrumentKind::Gauge => *a = a.wrapping_add(*b),
@@ -194,7 +198,9 @@ impl Views {
     fn apply(&mut self, interval: &Interval) -> Interval {
         // Output series by (descriptor, identity after dropped attributes).
         let mut out: Vec<Series> = Vec::new();
-        let mut index: HashMap<(usize, Vec<(String, String)>), usize> = HashMap::new();
+        // Series taken at different times (intervals `processor:batch` merged) never
+        // merge: the end is part of the key.
+        let mut index: HashMap<SeriesKey, usize> = HashMap::new();
         for series in &interval.series {
             let pairs = series.identity.pairs();
             let chosen: Vec<Option<usize>> = series
@@ -248,12 +254,17 @@ impl Views {
                 .filter(|(k, _)| !dropped.contains(k))
                 .collect();
             let slot = *index
-                .entry((std::ptr::from_ref(descriptor) as usize, key_pairs))
+                .entry((
+                    std::ptr::from_ref(descriptor) as usize,
+                    key_pairs,
+                    series.end_unix_nanos,
+                ))
                 .or_insert_with(|| {
                     out.push(Series {
                         descriptor,
                         identity: Arc::clone(&identity),
                         start_unix_nanos: series.start_unix_nanos,
+                        end_unix_nanos: series.end_unix_nanos,
                         points: Vec::new(),
                     });
                     out.len() - 1

@@ -327,3 +327,54 @@ fn intervals_come_out_in_the_canonical_series_order() {
     }
     drop(handles);
 }
+
+#[test]
+fn merged_intervals_keep_each_series_at_its_own_time() {
+    // Two consecutive delta intervals of one series, merged as `processor:batch`
+    // merges them: both points stay, each with its own window, and views applied
+    // after the merge keep them apart (they were taken at different times).
+    use nodes::Mergeable;
+    let (sender, queue) = metric_schema::channel(16);
+    let mut r = Reporter::new(sender, 0, 0);
+    let a = r.register::<Kinds, _>(&Name { name: "a".into() });
+    let mut agg = Aggregator::new(Keep::default(), 0);
+    let mut cut = |count: u64, end: u64| {
+        a.count.add(count);
+        r.report();
+        while let Some(batch) = queue.try_recv() {
+            agg.apply(&batch);
+        }
+        agg.take(end, &[Temporality::Delta]).remove(0)
+    };
+    let mut merged = cut(3, 10);
+    let second = cut(4, 20);
+    assert!(merged.merge(Box::new(second)).is_ok());
+    assert_eq!((merged.start_unix_nanos, merged.end_unix_nanos), (0, 20));
+    let windows: Vec<(u64, u64, Value)> = merged
+        .series
+        .iter()
+        .map(|s| {
+            (
+                s.start_unix_nanos,
+                s.end_unix_nanos,
+                s.points[0].value.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        windows,
+        [(0, 10, Value::U64(3)), (10, 20, Value::U64(4))],
+        "each point in its own window"
+    );
+    let views = nodes::parse_config::<its_processors::views::ViewsConfig>(
+        &serde_json::json!({"views": [{"select": {"set": "test.agg"}, "describe": "Counted."}]}),
+    )
+    .unwrap();
+    let viewed = its_processors::views::apply_views(&views, &merged);
+    let ends: Vec<u64> = viewed.series.iter().map(|s| s.end_unix_nanos).collect();
+    assert_eq!(
+        ends,
+        [10, 20],
+        "views do not merge series of different times"
+    );
+}

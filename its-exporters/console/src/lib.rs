@@ -136,7 +136,7 @@ pub fn json_lines(interval: &Interval) -> String {
             };
             let line = serde_json::json!({
                 "start_unix_nanos": s.start_unix_nanos,
-                "end_unix_nanos": interval.end_unix_nanos,
+                "end_unix_nanos": s.end_unix_nanos,
                 "temporality": interval.temporality.as_str(),
                 "set": s.descriptor.name,
                 "attributes": attributes,

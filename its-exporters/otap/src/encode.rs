@@ -592,7 +592,7 @@ fn encode_series(
         .collect();
 
     let mut tables = vec![(PayloadType::UnivariateMetrics, root_table(interval, &rows)?)];
-    let points = points_tables(interval, &rows)?;
+    let points = points_tables(&rows)?;
     tables.extend(points);
     if let Some(t) = attrs_table(resource_attrs, ParentWidth::U16)? {
         tables.push((PayloadType::ResourceAttrs, t));
@@ -759,10 +759,10 @@ fn table(
 }
 
 /// Start and end of a point of `series`, as timestamps.
-fn window(interval: &Interval, series: &Series) -> (i64, i64) {
+fn window(series: &Series) -> (i64, i64) {
     (
         i64::try_from(series.start_unix_nanos).unwrap_or(i64::MAX),
-        i64::try_from(interval.end_unix_nanos).unwrap_or(i64::MAX),
+        i64::try_from(series.end_unix_nanos).unwrap_or(i64::MAX),
     )
 }
 
@@ -834,10 +834,7 @@ impl Summaries {
     clippy::too_many_lines,
     reason = "three point tables, column by column"
 )]
-fn points_tables(
-    interval: &Interval,
-    rows: &[MetricRow<'_>],
-) -> Result<Vec<(PayloadType, RecordBatch)>, EncodeError> {
+fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch)>, EncodeError> {
     let mut out = Vec::with_capacity(3);
     let (mut numbers, mut mmscs, mut histograms) = (0, 0, 0);
     for r in rows {
@@ -875,7 +872,7 @@ fn points_tables(
     let mut kept = PointAttributes::default();
     for (id, r) in rows.iter().enumerate() {
         let id = id as u16;
-        let window = window(interval, r.series);
+        let window = window(r.series);
         // Floats travel as their bits until the number columns are built.
         let (bits, double) = match r.value {
             Value::Mmsc(m) => {

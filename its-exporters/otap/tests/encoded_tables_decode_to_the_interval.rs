@@ -590,6 +590,7 @@ fn oversized_interval() -> Interval {
                 numa_node: None,
             }),
             start_unix_nanos: 0,
+            end_unix_nanos: 1,
             points: (0..5)
                 .map(|field| Point {
                     field,
@@ -623,4 +624,44 @@ fn more_points_than_u16_ids_need_encode_parts() {
         .map(its_exporter_otap::MetricsTables::point_count)
         .sum();
     assert_eq!(total, 65_540);
+}
+
+#[test]
+fn merged_intervals_send_each_point_with_its_own_window() {
+    // `processor:batch` merges consecutive intervals: the same series twice, taken at
+    // 10 and at 20. Each point goes out with its own start and time, not the merged
+    // interval's end for all.
+    use nodes::Mergeable;
+    let (sender, queue) = metric_schema::channel(16);
+    let mut r = Reporter::new(sender, 0, 0);
+    let a = r.register::<Kinds, _>(&Who {
+        name: "a".into(),
+        shard: 1,
+    });
+    let mut agg = Aggregator::new(Keep::default(), 0);
+    let mut cut = |requests: u64, end: u64| {
+        a.requests.add(requests);
+        r.report();
+        while let Some(batch) = queue.try_recv() {
+            agg.apply(&batch);
+        }
+        agg.take(end, &[Temporality::Delta]).remove(0)
+    };
+    let mut merged = cut(3, 10);
+    assert!(merged.merge(Box::new(cut(4, 20))).is_ok());
+    let tables = encode(&merged, &[]).unwrap();
+    let dp = tables.get(PayloadType::NumberDataPoints).unwrap();
+    let starts = dp
+        .column_by_name("start_time_unix_nano")
+        .unwrap()
+        .as_primitive::<arrow_array::types::TimestampNanosecondType>();
+    let times = dp
+        .column_by_name("time_unix_nano")
+        .unwrap()
+        .as_primitive::<arrow_array::types::TimestampNanosecondType>();
+    let ints = column::<Int64Array>(dp, "int_value");
+    let points: Vec<(i64, i64, i64)> = (0..dp.num_rows())
+        .map(|i| (starts.value(i), times.value(i), ints.value(i)))
+        .collect();
+    assert_eq!(points, [(0, 10, 3), (10, 20, 4)]);
 }
