@@ -24,8 +24,11 @@ use crate::transport::{GrpcCompression, TransportHandle, TransportSettings, Tran
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
-    /// zstd (default).
+    /// zstd exactly when the gRPC messages go uncompressed (default; in `file:` mode,
+    /// zstd).
     #[default]
+    Auto,
+    /// zstd.
     Zstd,
     /// None.
     None,
@@ -40,9 +43,11 @@ pub struct OtapConfig {
     /// Write `BatchArrowRecords` messages to this file instead, each prefixed with its
     /// length as a protobuf varint.
     pub file: Option<PathBuf>,
-    /// Arrow IPC body compression: `zstd` (default) or `none`.
+    /// Arrow IPC body compression: `auto` (default: zstd when the messages are not
+    /// compressed), `zstd` or `none`.
     pub compression: Compression,
-    /// gRPC message compression: `none` (default), `gzip` or `zstd`.
+    /// gRPC message compression: `auto` (default: zstd, then none if the receiver
+    /// refuses it), `none`, `gzip` or `zstd`.
     pub grpc_compression: GrpcCompression,
     /// PEM certificate authority for an `https` endpoint (the web PKI roots otherwise).
     pub ca_file: Option<PathBuf>,
@@ -109,8 +114,8 @@ impl Default for OtapConfig {
         OtapConfig {
             endpoint: None,
             file: None,
-            compression: Compression::Zstd,
-            grpc_compression: t.grpc_compression,
+            compression: Compression::Auto,
+            grpc_compression: GrpcCompression::Auto,
             ca_file: None,
             cert_file: None,
             key_file: None,
@@ -233,7 +238,7 @@ impl OtapConfig {
     fn producer_options(&self) -> ProducerOptions {
         ProducerOptions {
             compression: match self.compression {
-                Compression::Zstd => IpcCompression::Zstd,
+                Compression::Auto | Compression::Zstd => IpcCompression::Zstd,
                 Compression::None => IpcCompression::None,
             },
             u8_dictionary_limit: self.u8_dictionary_limit,
@@ -477,6 +482,7 @@ fn create(value: &serde_json::Value, ctx: &NodeContext) -> Result<NodeTask, Stri
             client_identity: config.cert_file.clone().zip(config.key_file.clone()),
             grpc_compression: config.grpc_compression,
             producer: config.producer_options(),
+            ipc_compression_auto: config.compression == Compression::Auto,
             max_in_flight: config.max_in_flight,
             queue_capacity: config.queue_capacity,
             max_retries: config.max_retries,

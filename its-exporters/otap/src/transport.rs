@@ -33,7 +33,7 @@ use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::encode::MetricsTables;
-use crate::producer::{Producer, ProducerOptions};
+use crate::producer::{IpcCompression, Producer, ProducerOptions};
 use crate::proto::{BatchArrowRecords, BatchStatus};
 
 /// The gRPC method of OTAP metrics.
@@ -44,14 +44,18 @@ pub const ARROW_METRICS_PATH: &str =
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrpcCompression {
-    /// None (the default: the IPC bodies are already compressed, and the upstream
-    /// `receiver:otap` accepts only uncompressed messages unless configured otherwise).
+    /// None (the IPC bodies can be compressed instead).
     #[default]
     None,
     /// gzip.
     Gzip,
     /// zstd.
     Zstd,
+    /// zstd, until the receiver refuses zstd messages (the upstream Rust `receiver:otap`
+    /// takes only uncompressed ones unless configured otherwise, Python's grpcio never
+    /// takes zstd); from then on none, for the transport's lifetime. The refused stream
+    /// counts as no failure, and its batches go again uncompressed.
+    Auto,
 }
 
 /// How the transport connects, retries and bounds its memory. Its `Debug` shows header
@@ -69,6 +73,11 @@ pub struct TransportSettings {
     pub grpc_compression: GrpcCompression,
     /// IPC body compression and dictionaries.
     pub producer: ProducerOptions,
+    /// Compress the IPC bodies (zstd) exactly when the messages go uncompressed,
+    /// whatever `producer.compression` says: one compression, over the whole message
+    /// where the receiver takes it (much smaller for small batches, whose Arrow
+    /// metadata IPC compression never reaches), over the bodies where it does not.
+    pub ipc_compression_auto: bool,
     /// Batches sent and not yet answered, at most.
     pub max_in_flight: usize,
     /// Intervals waiting for the transport, at most (the oldest is dropped beyond).
@@ -216,6 +225,7 @@ impl TransportHandle {
                             shared: thread_shared,
                             retry: VecDeque::new(),
                             log,
+                            zstd_refused: false,
                         }
                         .run(),
                     ),
@@ -476,6 +486,14 @@ impl LogOnce {
 }
 
 /// Why a stream ended.
+/// Why a stream could not be opened.
+enum Refused {
+    /// The receiver does not take our message compression; `Auto` switched it off.
+    Compression,
+    /// Anything else; `retryable` as [`retryable`] says for its code.
+    Other { retryable: bool },
+}
+
 enum StreamEnd {
     /// Closing and nothing left to send: done.
     Finished,
@@ -495,6 +513,8 @@ struct Transport {
     /// Batches to send again on the next stream, oldest first (at most `max_in_flight`).
     retry: VecDeque<Job>,
     log: LogOnce,
+    /// `GrpcCompression::Auto` met a receiver that does not take zstd messages.
+    zstd_refused: bool,
 }
 
 impl Transport {
@@ -610,28 +630,74 @@ impl Transport {
         }
     }
 
-    async fn stream(&mut self, channel: Channel, backoff: &mut Duration) -> StreamEnd {
-        let window = self.settings.max_in_flight;
-        let (tx, rx) = tokio::sync::mpsc::channel::<BatchArrowRecords>(window);
-        let mut producer = Producer::new(self.settings.producer.clone());
-        let mut in_flight: BTreeMap<i64, (Job, tokio::time::Instant)> = BTreeMap::new();
-
-        let mut grpc = tonic::client::Grpc::new(channel);
-        grpc = match self.settings.grpc_compression {
-            GrpcCompression::None => grpc,
-            GrpcCompression::Gzip => grpc.send_compressed(CompressionEncoding::Gzip),
-            GrpcCompression::Zstd => grpc.send_compressed(CompressionEncoding::Zstd),
+    /// A client for the next stream on `channel`, with its message compression
+    /// (`Auto` resolved), and a fresh producer whose IPC compression goes with it.
+    fn next_stream(&self, channel: Channel) -> (tonic::client::Grpc<Channel>, Producer) {
+        let compression = match (self.settings.grpc_compression, self.zstd_refused) {
+            (GrpcCompression::None, _) | (GrpcCompression::Auto, true) => None,
+            (GrpcCompression::Gzip, _) => Some(CompressionEncoding::Gzip),
+            (GrpcCompression::Zstd, _) | (GrpcCompression::Auto, false) => {
+                Some(CompressionEncoding::Zstd)
+            }
         };
+        let mut options = self.settings.producer.clone();
+        if self.settings.ipc_compression_auto {
+            options.compression = if compression.is_some() {
+                IpcCompression::None
+            } else {
+                IpcCompression::Zstd
+            };
+        }
+        let mut grpc = tonic::client::Grpc::new(channel);
+        if let Some(encoding) = compression {
+            grpc = grpc.send_compressed(encoding);
+        }
         let grpc = grpc
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
+        (grpc, Producer::new(options))
+    }
+
+    /// Whether `status` ending a stream means the receiver does not take zstd
+    /// messages while `Auto` still sends them; if so, the next streams go
+    /// uncompressed (logged once).
+    fn zstd_refused_by(&mut self, status: &tonic::Status) -> bool {
+        if self.settings.grpc_compression != GrpcCompression::Auto
+            || self.zstd_refused
+            || !refuses_compression(status)
+        {
+            return false;
+        }
+        self.zstd_refused = true;
+        let ipc = if self.settings.ipc_compression_auto {
+            ", with zstd Arrow IPC bodies,"
+        } else {
+            ""
+        };
+        self.log.error(&format!(
+            "{} does not take zstd-compressed gRPC messages ({}); sending them uncompressed{ipc} from now on (set `grpc_compression` to choose)",
+            self.settings.endpoint,
+            status_text(status)
+        ));
+        true
+    }
+
+    async fn stream(&mut self, channel: Channel, backoff: &mut Duration) -> StreamEnd {
+        let window = self.settings.max_in_flight;
+        let (tx, rx) = tokio::sync::mpsc::channel::<BatchArrowRecords>(window);
+        let (grpc, mut producer) = self.next_stream(channel);
+        let mut in_flight: BTreeMap<i64, (Job, tokio::time::Instant)> = BTreeMap::new();
 
         // Fill the window first: some servers answer the headers only with the first
         // status, and tonic waits for the headers before it hands out the responses.
         self.fill(&mut producer, &tx, &mut in_flight);
         let mut inbound = match self.open(grpc, rx).await {
             Ok(inbound) => inbound,
-            Err(retryable) => {
+            Err(Refused::Compression) => {
+                self.give_back(in_flight);
+                return StreamEnd::Idle;
+            }
+            Err(Refused::Other { retryable }) => {
                 if !retryable {
                     // Wrong credentials or no ArrowMetrics service: the batches of
                     // this stream would be refused again.
@@ -697,6 +763,10 @@ impl Transport {
                         self.fail_in_flight(in_flight, true);
                         return StreamEnd::Failed;
                     }
+                    Err(status) if self.zstd_refused_by(&status) => {
+                        self.give_back(in_flight);
+                        return StreamEnd::Idle;
+                    }
                     Err(status) => {
                         let endpoint = &self.settings.endpoint;
                         self.log.warn(Problem::Broken, || {
@@ -724,7 +794,7 @@ impl Transport {
         &mut self,
         mut grpc: tonic::client::Grpc<Channel>,
         rx: tokio::sync::mpsc::Receiver<BatchArrowRecords>,
-    ) -> Result<tonic::Streaming<BatchStatus>, bool> {
+    ) -> Result<tonic::Streaming<BatchStatus>, Refused> {
         let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
         *request.metadata_mut() = self.metadata.clone();
         let path = http::uri::PathAndQuery::from_static(ARROW_METRICS_PATH);
@@ -738,15 +808,16 @@ impl Transport {
         match tokio::time::timeout(self.settings.ack_timeout, started).await {
             Err(_) => {
                 self.no_answer();
-                Err(true)
+                Err(Refused::Other { retryable: true })
             }
+            Ok(Err(status)) if self.zstd_refused_by(&status) => Err(Refused::Compression),
             Ok(Err(status)) => {
                 let endpoint = &self.settings.endpoint;
                 let retryable = retryable(status.code());
                 self.log.warn(Problem::Broken, || {
                     format!("{endpoint} refused the stream: {}", status_text(&status))
                 });
-                Err(retryable)
+                Err(Refused::Other { retryable })
             }
             Ok(Ok(response)) => Ok(response.into_inner()),
         }
@@ -830,6 +901,16 @@ impl Transport {
         Err(true)
     }
 
+    /// The stream could not carry its batches for a reason of ours (a compression the
+    /// receiver does not take): they go first on the next stream, as if never sent.
+    fn give_back(&mut self, in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>) {
+        let not_sent: Vec<Job> = self.retry.drain(..).collect();
+        self.retry
+            .extend(in_flight.into_values().map(|(job, _)| job));
+        self.retry.extend(not_sent);
+        self.shared.stats.in_flight.store(0, Ordering::Relaxed);
+    }
+
     /// The stream ended: every unanswered batch is retried (oldest first) or dropped.
     fn fail_in_flight(
         &mut self,
@@ -859,6 +940,26 @@ fn retryable(code: tonic::Code) -> bool {
             | tonic::Code::Unauthenticated
             | tonic::Code::Unimplemented
     )
+}
+
+/// Whether `status` says the receiver cannot read our compressed messages. tonic
+/// answers UNIMPLEMENTED "Content is compressed with `zstd` which isn't supported",
+/// grpc-go UNIMPLEMENTED "grpc: Decompressor is not installed for grpc-encoding", and
+/// grpcio INTERNAL "Error parsing 'grpc-encoding' metadata"; a server may also list
+/// what it takes in `grpc-accept-encoding`.
+fn refuses_compression(status: &tonic::Status) -> bool {
+    let code = matches!(
+        status.code(),
+        tonic::Code::Unimplemented | tonic::Code::Internal | tonic::Code::InvalidArgument
+    );
+    let text = status.message().to_ascii_lowercase();
+    let named = text.contains("encoding") || text.contains("compress");
+    let not_listed = status
+        .metadata()
+        .get("grpc-accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accepted| !accepted.split(',').any(|e| e.trim() == "zstd"));
+    code && (named || not_listed)
 }
 
 async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
@@ -911,6 +1012,7 @@ impl std::fmt::Debug for TransportSettings {
             .field("client_identity", &self.client_identity)
             .field("grpc_compression", &self.grpc_compression)
             .field("producer", &self.producer)
+            .field("ipc_compression_auto", &self.ipc_compression_auto)
             .field("max_in_flight", &self.max_in_flight)
             .field("queue_capacity", &self.queue_capacity)
             .field("max_retries", &self.max_retries)
@@ -932,6 +1034,7 @@ impl Default for TransportSettings {
             client_identity: None,
             grpc_compression: GrpcCompression::None,
             producer: ProducerOptions::default(),
+            ipc_compression_auto: false,
             max_in_flight: 16,
             queue_capacity: 64,
             max_retries: 3,

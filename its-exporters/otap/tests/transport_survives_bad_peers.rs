@@ -26,6 +26,8 @@ enum Peer {
     Healthy,
     /// OK for every batch, and takes gzip-compressed messages (the others do not).
     HealthyGzip,
+    /// OK for every batch, and takes zstd-compressed messages.
+    HealthyZstd,
     /// Reads one batch, then ends the stream without answering.
     ClosesStream,
     /// UNAVAILABLE for every batch of the first `n` streams, OK afterwards.
@@ -55,6 +57,8 @@ struct Seen {
     authorization: Mutex<Vec<Option<String>>>,
     /// Batch ids and whether their first payload started with a schema, per stream.
     batches: Mutex<Vec<Vec<(i64, bool)>>>,
+    /// Whether each batch's first record batch had zstd IPC bodies, in arrival order.
+    ipc_zstd: Mutex<Vec<bool>>,
 }
 
 #[derive(Clone)]
@@ -87,6 +91,9 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for FakeReceiver {
             let mut grpc = tonic::server::Grpc::new(codec);
             if handler.peer == Peer::HealthyGzip {
                 grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+            }
+            if handler.peer == Peer::HealthyZstd {
+                grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Zstd);
             }
             Ok(grpc.streaming(handler, request).await)
         })
@@ -138,6 +145,9 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     .first()
                     .is_some_and(|p| starts_with_schema(&p.record));
                 seen.batches.lock().unwrap()[mine].push((bar.batch_id, schema_first));
+                if let Some(p) = bar.arrow_payloads.first() {
+                    seen.ipc_zstd.lock().unwrap().push(zstd_bodies(&p.record));
+                }
                 let answers = match peer {
                     Peer::ClosesStream => return,
                     Peer::Unavailable { streams } if stream_no < streams => {
@@ -149,6 +159,7 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     }
                     Peer::Healthy
                     | Peer::HealthyGzip
+                    | Peer::HealthyZstd
                     | Peer::RequiresToken
                     | Peer::Unavailable { .. } => {
                         vec![status(bar.batch_id, tonic::Code::Ok)]
@@ -184,6 +195,24 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
 fn starts_with_schema(record: &[u8]) -> bool {
     arrow_ipc::root_as_message(&record[8..])
         .is_ok_and(|m| m.header_type() == arrow_ipc::MessageHeader::Schema)
+}
+
+/// Whether the record batch message of an IPC payload has zstd body compression.
+fn zstd_bodies(record: &[u8]) -> bool {
+    let mut at = 0;
+    while at + 8 <= record.len() {
+        let len = i32::from_le_bytes(record[at + 4..at + 8].try_into().unwrap()) as usize;
+        let Ok(message) = arrow_ipc::root_as_message(&record[at + 8..at + 8 + len]) else {
+            return false;
+        };
+        if let Some(batch) = message.header_as_record_batch() {
+            return batch
+                .compression()
+                .is_some_and(|c| c.codec() == arrow_ipc::CompressionType::ZSTD);
+        }
+        at += 8 + len + message.bodyLength() as usize;
+    }
+    false
 }
 
 /// A receiver on a free loopback port, on a runtime of its own.
@@ -737,4 +766,61 @@ fn a_retiring_stream_drains_its_batches_in_flight_before_handing_over() {
     assert_eq!(run.get(|s| &s.batches_retried), 0);
     let streams = server.seen.batches.lock().unwrap().clone();
     assert!(streams.iter().all(|s| s[0] == (0, true)), "{streams:?}");
+}
+
+#[test]
+fn auto_compression_sends_zstd_messages_and_plain_ipc_bodies_where_they_are_taken() {
+    let auto = |s: &mut TransportSettings| {
+        s.grpc_compression = its_exporter_otap::GrpcCompression::Auto;
+        s.ipc_compression_auto = true;
+    };
+    let server = serve(Peer::HealthyZstd);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), auto);
+    run.push(6, 3);
+    run.close(Duration::from_secs(10));
+    assert_eq!(run.get(|s| &s.batches_acked), 6, "{:?}", run.logs);
+    assert_eq!(server.seen.streams.load(Ordering::SeqCst), 1);
+    assert_eq!(*server.seen.ipc_zstd.lock().unwrap(), [false; 6]);
+    assert!(run.logs.lock().unwrap().is_empty(), "{:?}", run.logs);
+}
+
+#[test]
+fn auto_compression_falls_back_once_for_a_receiver_without_zstd() {
+    // tonic without zstd refuses the compressed stream with UNIMPLEMENTED: the same
+    // batches go again on an uncompressed stream, with zstd IPC bodies; no failure,
+    // no retry spent, one line logged.
+    let auto = |s: &mut TransportSettings| {
+        s.grpc_compression = its_exporter_otap::GrpcCompression::Auto;
+        s.ipc_compression_auto = true;
+        s.max_retries = 0;
+    };
+    let server = serve(Peer::Healthy);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), auto);
+    run.push(6, 3);
+    run.close(Duration::from_secs(10));
+    assert_eq!(run.get(|s| &s.batches_acked), 6, "{:?}", run.logs);
+    run.assert_conserved(6, 18);
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert_eq!(run.get(|s| &s.batches_retried), 0);
+    assert_eq!(*server.seen.ipc_zstd.lock().unwrap(), [true; 6]);
+    assert_eq!(run.logged("does not take zstd-compressed gRPC messages"), 1);
+    assert_eq!(run.logs.lock().unwrap().len(), 1, "{:?}", run.logs);
+    // The first stream never reached the service; the second carried everything from
+    // batch id 0 with its schema.
+    let batches = server.seen.batches.lock().unwrap().clone();
+    let ids: Vec<i64> = batches.last().unwrap().iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (0..6).collect::<Vec<_>>());
+    assert!(batches.last().unwrap()[0].1);
+
+    // Explicit zstd is not auto: the same receiver's refusal fails the stream.
+    let zstd = |s: &mut TransportSettings| {
+        s.grpc_compression = its_exporter_otap::GrpcCompression::Zstd;
+        s.max_retries = 0;
+    };
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), zstd);
+    run.push(1, 1);
+    wait_until("a refused stream", || run.get(|s| &s.stream_failures) >= 1);
+    run.close(Duration::from_millis(100));
+    assert_eq!(run.get(|s| &s.batches_acked), 0);
+    run.assert_conserved(1, 1);
 }
