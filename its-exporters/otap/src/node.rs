@@ -269,7 +269,8 @@ pub struct OtapMetrics {
     /// Time encoding one interval took on the ITS thread.
     #[metric(unit = "s", max_buckets = 32)]
     pub encode_duration: metric_schema::Histogram<32>,
-    /// BatchArrowRecords sent on a gRPC stream, retries included.
+    /// BatchArrowRecords sent on a gRPC stream, retries and resends after a refused
+    /// compression included.
     #[metric(unit = "{batch}")]
     pub sent_batches: metric_schema::ObserveCounter<u64>,
     /// Bytes of BatchArrowRecords sent or written, before gRPC compression.

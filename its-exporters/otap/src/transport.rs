@@ -123,7 +123,8 @@ impl std::fmt::Debug for LogSink {
 /// What the transport did, in running totals (read by the node into its metric set).
 #[derive(Debug, Default)]
 pub struct TransportStats {
-    /// Batches sent on a stream (retries included).
+    /// Batches sent on a stream (retries included, and batches sent again uncompressed
+    /// after a receiver refused zstd messages).
     pub batches_sent: AtomicU64,
     /// Bytes of `BatchArrowRecords` sent (before gRPC compression).
     pub bytes_sent: AtomicU64,
@@ -952,8 +953,9 @@ fn refuses_compression(status: &tonic::Status) -> bool {
         status.code(),
         tonic::Code::Unimplemented | tonic::Code::Internal | tonic::Code::InvalidArgument
     );
+    // Naming zstd or the header: not our own "error decompressing" of a response.
     let text = status.message().to_ascii_lowercase();
-    let named = text.contains("encoding") || text.contains("compress");
+    let named = text.contains("zstd") || text.contains("grpc-encoding");
     let not_listed = status
         .metadata()
         .get("grpc-accept-encoding")
