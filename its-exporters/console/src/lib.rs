@@ -53,21 +53,50 @@ pub fn clock(unix_nanos: u64) -> String {
     format!("{h:02}:{m:02}:{s:02}.{ms:03}")
 }
 
+/// A float for people: six significant digits, no trailing zeros (sums of floats carry
+/// rounding noise such as `0.9989281279999997`); the JSON lines keep every digit.
+pub fn float_text(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let exponent = v.abs().log10().floor();
+    let trim = |text: String| -> String {
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        }
+    };
+    if (-4.0..15.0).contains(&exponent) {
+        // Six significant digits: the digits left of the point count too.
+        let decimals = (5.0 - exponent).max(0.0) as usize;
+        trim(format!("{v:.decimals$}"))
+    } else {
+        let text = format!("{v:.5e}");
+        let (mantissa, power) = text.split_once('e').unwrap_or((&text, "0"));
+        format!("{}e{power}", trim(mantissa.to_string()))
+    }
+}
+
 fn value_text(value: &Value, unit: &str) -> String {
+    let f = |v: f64| float_text(v);
     match value {
         Value::U64(v) => format!("{v} {unit}"),
         Value::I64(v) => format!("{v} {unit}"),
-        Value::F64(v) => format!("{v} {unit}"),
+        Value::F64(v) => format!("{} {unit}", f(*v)),
         Value::Mmsc(m) => format!(
             "count={} sum={} min={} max={} {unit}",
-            m.count, m.sum, m.min, m.max
+            m.count,
+            f(m.sum),
+            f(m.min),
+            f(m.max)
         ),
         Value::Histogram(h) => format!(
             "count={} sum={} min={} max={} scale={} buckets={}+{} {unit}",
             h.count,
-            h.sum,
-            h.min,
-            h.max,
+            f(h.sum),
+            f(h.min),
+            f(h.max),
             h.scale,
             h.positive.counts.len(),
             h.negative.counts.len()

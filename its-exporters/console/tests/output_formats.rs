@@ -1,5 +1,6 @@
-//! JSON lines give every point its own window, also when `processor:batch` merged
-//! consecutive intervals into one.
+//! What the console prints: JSON lines give every point its own window, also when
+//! `processor:batch` merged consecutive intervals into one; the table shows floats
+//! with six significant digits.
 
 use its_exporter_console::json_lines;
 use its_processors::{Aggregator, Keep, Temporality};
@@ -50,4 +51,25 @@ fn merged_intervals_print_each_point_with_its_own_window() {
         })
         .collect();
     assert_eq!(lines, [(0, 10, 3), (10, 20, 4)]);
+}
+
+#[test]
+fn table_floats_show_six_significant_digits() {
+    use its_exporter_console::float_text;
+    let cases = [
+        (0.998_928_127_999_999_7, "0.998928"),
+        (1.998_179_488, "1.99818"),
+        (0.000_218_262, "0.000218262"),
+        (2.5, "2.5"),
+        (100.0, "100"),
+        (123_456_789.0, "123456789"),
+        (-1_500.25, "-1500.25"),
+        (1e-9, "1e-9"),
+        (6.02e23, "6.02e23"),
+        (0.0, "0"),
+        (f64::INFINITY, "inf"),
+    ];
+    for (value, text) in cases {
+        assert_eq!(float_text(value), text, "{value:e}");
+    }
 }
