@@ -258,7 +258,8 @@ def points(tables, digest):
     name, metric name, value), the attributes being the scope's and the point's
     together. Each point is also counted in `digest`, keyed by kind, scope, metric and
     attributes (as `key=json,...`, keys sorted), as [points, sum of integer values or
-    counts, wrapping sum of the bits of double values or histogram sums]:
+    counts, wrapping sum of the bits of double values or histogram sums, wrapping sum
+    of start + 3 * time]:
     tools/otap-peer, a decoder that shares no code with this one, must add up to the
     same digest."""
     root = tables[10]
@@ -277,11 +278,13 @@ def points(tables, digest):
         parents = undelta(dp.column("parent_id").to_pylist())
         values = dp.column(value_column).to_pylist() if value_column in dp.column_names else absent
         doubles = dp.column(double_column).to_pylist() if double_column in dp.column_names else absent
+        starts = dp.column("start_time_unix_nano").to_pylist() if "start_time_unix_nano" in dp.column_names else absent
+        times = dp.column("time_unix_nano").to_pylist() if "time_unix_nano" in dp.column_names else absent
         # Data-point ids (delta) and their attributes (the kept core.id).
         dp_ids = undelta(dp.column("id").to_pylist()) if "id" in dp.column_names else absent
         dp_attrs = attributes(tables[attr_kind]) if attr_kind in tables else {}
         assert not dp_attrs or "id" in dp.column_names, "point attributes without point ids"
-        for parent, value, double, dp_id in zip(parents, values, doubles, dp_ids):
+        for parent, value, double, start, time, dp_id in zip(parents, values, doubles, starts, times, dp_ids):
             attrs = dict(scope_attrs.get(scope_ids[parent], {}))
             own = dp_attrs.get(dp_id, {})
             assert not attrs.keys() & own.keys(), f"attributes {attrs.keys() & own.keys()} on scope and point"
@@ -292,6 +295,7 @@ def points(tables, digest):
             entry[0] += 1
             entry[1] += value or 0
             entry[2] = (entry[2] + bits(double)) % 2**64
+            entry[3] = (entry[3] + (start or 0) + 3 * (time or 0)) % 2**64
             yield attrs, scope_names[parent], names[parent], value
 
 
@@ -446,7 +450,7 @@ def main():
                     f.write(put_varint(len(bar["raw"])) + bar["raw"])
     assert streams, "nothing received"
     assert len(streams) >= args.min_streams, f"{len(streams)} streams, expected at least {args.min_streams}"
-    totals, digest = defaultdict(int), defaultdict(lambda: [0, 0, 0])
+    totals, digest = defaultdict(int), defaultdict(lambda: [0, 0, 0, 0])
     ipc_streams = histograms = resets = 0
     for bars in streams:
         s, h, r = check_stream(bars, totals, digest)

@@ -17,7 +17,9 @@
 //! - intervals with cores folded and with `core.id` kept (data-point attributes and
 //!   point ids), in turns, and intervals without gauges, so columns come and go;
 //! - UInt8 dictionaries limited to 4 values, so keys widen mid-stream (schema resets);
-//! - intervals split into several `BatchArrowRecords` of at most 48 points.
+//! - intervals split into several `BatchArrowRecords` of at most 48 points;
+//! - two consecutive intervals merged into one, as `processor:batch` merges them, so
+//!   the same series appears twice with two windows.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -68,9 +70,10 @@ struct Kinds {
     size: Mmsc,
 }
 
-/// Points, the sum of their integer values (counts for histograms) and the wrapping
-/// sum of their doubles' bits (gauge values, histogram sums), per point key.
-type Digest = BTreeMap<String, (u64, i128, u64)>;
+/// Per point key: the points, the sum of their integer values (counts for
+/// histograms), the wrapping sum of their doubles' bits (gauge values, histogram
+/// sums), and the wrapping sum of `start + 3 * time` over their windows.
+type Digest = BTreeMap<String, (u64, i128, u64, u64)>;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -79,18 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: otap_fixture STREAM.bin EXPECTED.json".into());
     };
 
-    let labels = ["pipeline-long-b", "pipeline-long-a", "pipeline", "a", ""];
-    let counts = [-3, 7, -3, i64::MIN, i64::MAX];
-    let ratios = [0.25, -1.5, 0.25, -1500.0, -0.0, 0.0];
-    let sets: Vec<Mixed> = (0..15)
-        .map(|i| Mixed {
-            label: labels[i % 5].to_string(),
-            count: counts[(i / 3) % 5],
-            ratio: ratios[(i / 2) % 6],
-            on: i % 2 == 0,
-        })
-        .collect();
-
+    let sets = sets();
     let (sender, queue) = metric_schema::channel(1024);
     let mut folded = Aggregator::new(Keep::default(), 0);
     let mut kept = Aggregator::new(
@@ -121,22 +113,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )];
     let mut stream = Vec::new();
     let mut digest = Digest::new();
-    for round in 0..6u32 {
+    let mut held: Option<Interval> = None;
+    for round in 0..8u32 {
         for (core, (reporter, handles)) in (0u32..).zip(reporters.iter_mut()) {
-            for (i, set) in (0u32..).zip(handles.iter()) {
-                let v = 1 + round * 7 + core * 3 + i;
-                set.requests.add(u64::from(v));
-                set.level.add(i64::from(v % 5) - 2);
-                if round % 3 != 1 {
-                    set.depth.set(f64::from(v) * 0.5);
-                }
-                if (i + round) % 4 == 0 {
-                    for k in 0..v % 6 {
-                        set.latency.record(f64::from(k + 1) * 1e-3);
-                        set.size.record(f64::from(v * 100 + k));
-                    }
-                }
-            }
+            record(round, core, handles);
             reporter.report();
         }
         while let Some(batch) = queue.try_recv() {
@@ -145,12 +125,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let end = 1_000_000 * u64::from(round + 1);
         // Cores folded and kept apart, in turns; each aggregator's other interval
-        // is cut and dropped so that the two do not drift apart.
+        // is cut and dropped so that the two do not drift apart. Rounds 6 and 7 go
+        // out as one interval, merged as `processor:batch` merges them: each point
+        // must keep its own window.
         let mut intervals = [
             folded.take(end, &[Temporality::Delta]),
             kept.take(end, &[Temporality::Delta]),
         ];
-        let interval = intervals[round as usize % 2].remove(0);
+        let mut interval = intervals[round as usize % 2].remove(0);
+        if round == 6 {
+            held = Some(interval);
+            continue;
+        }
+        if let Some(mut earlier) = held.take() {
+            nodes::Mergeable::merge(&mut earlier, Box::new(interval))
+                .map_err(|_| "intervals of one temporality merge")?;
+            interval = earlier;
+        }
         add_interval(&interval, &mut digest);
         for tables in encode_parts(&interval, &resource, 48)? {
             let bar = producer.produce(&tables)?;
@@ -159,18 +150,59 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     std::fs::write(&stream_path, &stream)?;
-    let mut json = serde_json::Map::new();
-    for (key, (points, ints, bits)) in &digest {
-        let ints = i64::try_from(*ints)?;
-        json.insert(key.clone(), serde_json::json!([points, ints, bits]));
-    }
-    let mut out = std::fs::File::create(&digest_path)?;
-    out.write_all(serde_json::Value::Object(json).to_string().as_bytes())?;
+    write_digest(&digest, &digest_path)?;
     println!(
         "otap_fixture: {} bytes of BatchArrowRecords, {} point keys",
         stream.len(),
         digest.len()
     );
+    Ok(())
+}
+
+/// Sets bound with attributes of every type: strings that share long prefixes and the
+/// empty string, extreme and repeated integers, negative and zero doubles, booleans.
+fn sets() -> Vec<Mixed> {
+    let labels = ["pipeline-long-b", "pipeline-long-a", "pipeline", "a", ""];
+    let counts = [-3, 7, -3, i64::MIN, i64::MAX];
+    let ratios = [0.25, -1.5, 0.25, -1500.0, -0.0, 0.0];
+    (0..15)
+        .map(|i| Mixed {
+            label: labels[i % 5].to_string(),
+            count: counts[(i / 3) % 5],
+            ratio: ratios[(i / 2) % 6],
+            on: i % 2 == 0,
+        })
+        .collect()
+}
+
+/// One round's measurements on one core: gauges only in some rounds, histograms only
+/// for some sets, so columns and tables come and go.
+fn record(round: u32, core: u32, handles: &[metric_schema::MetricSetHandle<Kinds>]) {
+    for (i, set) in (0u32..).zip(handles.iter()) {
+        let v = 1 + round * 7 + core * 3 + i;
+        set.requests.add(u64::from(v));
+        set.level.add(i64::from(v % 5) - 2);
+        if round % 3 != 1 {
+            set.depth.set(f64::from(v) * 0.5);
+        }
+        if (i + round).is_multiple_of(4) {
+            for k in 0..v % 6 {
+                set.latency.record(f64::from(k + 1) * 1e-3);
+                set.size.record(f64::from(v * 100 + k));
+            }
+        }
+    }
+}
+
+/// `digest` as JSON: `{key: [points, sum, double bits, windows]}`.
+fn write_digest(digest: &Digest, path: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut json = serde_json::Map::new();
+    for (key, (points, ints, bits, times)) in digest {
+        let ints = i64::try_from(*ints)?;
+        json.insert(key.clone(), serde_json::json!([points, ints, bits, times]));
+    }
+    let mut out = std::fs::File::create(path)?;
+    out.write_all(serde_json::Value::Object(json).to_string().as_bytes())?;
     Ok(())
 }
 
@@ -220,6 +252,10 @@ fn add_interval(interval: &Interval, digest: &mut Digest) {
             entry.0 += 1;
             entry.1 += ints;
             entry.2 = entry.2.wrapping_add(double.map_or(0, f64::to_bits));
+            entry.3 = entry
+                .3
+                .wrapping_add(series.start_unix_nanos)
+                .wrapping_add(series.end_unix_nanos.wrapping_mul(3));
         }
     }
 }

@@ -23,14 +23,16 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use arrow_array::{
-    Array, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, UInt64Array,
+    Array, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, TimestampNanosecondArray,
+    UInt64Array,
 };
 use otlp2records::otap::OtapDecoder;
 use serde_json::{Map, Value};
 
-/// Points, the sum of their integer values (counts, for histograms) and the wrapping
-/// sum of the bits of their doubles (double values, histogram sums), per key.
-type Digest = BTreeMap<String, (u64, i128, u64)>;
+/// Per key: the points, the sum of their integer values (counts, for histograms), the
+/// wrapping sum of the bits of their doubles (double values, histogram sums), and the
+/// wrapping sum of `start + 3 * time` over their windows.
+type Digest = BTreeMap<String, (u64, i128, u64, u64)>;
 
 fn main() -> ExitCode {
     match run() {
@@ -200,6 +202,8 @@ fn add_points(
             .collect()
     };
     let doubles = column::<Float64Array>(batch, double)?;
+    let times = column::<TimestampNanosecondArray>(batch, "time_unix_nano")?;
+    let starts = column::<TimestampNanosecondArray>(batch, "start_time_unix_nano")?;
     for (row, v) in values.into_iter().enumerate() {
         let scope = if scopes.is_valid(row) {
             scopes.value(row)
@@ -217,6 +221,17 @@ fn add_points(
         if doubles.is_valid(row) {
             entry.2 = entry.2.wrapping_add(doubles.value(row).to_bits());
         }
+        let nanos = |t: &TimestampNanosecondArray| {
+            if t.is_valid(row) {
+                t.value(row).cast_unsigned()
+            } else {
+                0
+            }
+        };
+        entry.3 = entry
+            .3
+            .wrapping_add(nanos(starts))
+            .wrapping_add(nanos(times).wrapping_mul(3));
     }
     Ok(())
 }
@@ -253,7 +268,7 @@ fn check_buckets(batch: &RecordBatch) -> Result<usize, String> {
 /// consumed `expect` items; returns the number of cores.
 fn check_items(digest: &Digest, expect: i128) -> Result<usize, String> {
     let mut totals: BTreeMap<(String, String), i128> = BTreeMap::new();
-    for (key, (_, sum, _)) in digest {
+    for (key, (_, sum, _, _)) in digest {
         let mut parts = key.split('\t');
         let (Some("number"), Some("engine.node"), Some(metric), Some(attrs)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -299,7 +314,8 @@ fn check_items(digest: &Digest, expect: i128) -> Result<usize, String> {
     Ok(cores.len())
 }
 
-/// The digest in `path` (`{key: [points, sum, double bits]}`) equals ours, key by key.
+/// The digest in `path` (`{key: [points, sum, double bits, windows]}`) equals ours,
+/// key by key.
 fn compare(digest: &Digest, path: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let theirs: Digest = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
@@ -311,7 +327,7 @@ fn compare(digest: &Digest, path: &str) -> Result<(), String> {
             Some(t) if t == ours => {}
             Some(t) => {
                 return Err(format!(
-                    "{key:?}: (points, sum, double bits) {ours:?} here, {t:?} in {path}"
+                    "{key:?}: (points, sum, double bits, windows) {ours:?} here, {t:?} in {path}"
                 ));
             }
             None => return Err(format!("{key:?}: decoded here, not in {path}")),
