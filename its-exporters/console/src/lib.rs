@@ -79,7 +79,7 @@ pub fn float_text(v: f64) -> String {
 }
 
 fn value_text(value: &Value, unit: &str) -> String {
-    let f = |v: f64| float_text(v);
+    let f = float_text;
     match value {
         Value::U64(v) => format!("{v} {unit}"),
         Value::I64(v) => format!("{v} {unit}"),

@@ -238,8 +238,8 @@ impl Producer {
                 stream
             }
             // A new schema: a new IPC stream under a new schema id. The dictionaries
-            // carry over (a widened column's were made fresh above); the new writer
-            // sends them whole with this batch.
+            // carry over from the stream before (all fresh after wider keys dropped
+            // it, above); the new writer sends them whole with this batch.
             entry => {
                 // Buffers padded to 8 bytes, as the Go producer pads them, not to
                 // Arrow's 64-byte default: padding is never compressed, and with zstd

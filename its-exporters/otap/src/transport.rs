@@ -486,7 +486,6 @@ impl LogOnce {
     }
 }
 
-/// Why a stream ended.
 /// Why a stream could not be opened.
 enum Refused {
     /// The receiver does not take our message compression; `Auto` switched it off.
@@ -495,11 +494,13 @@ enum Refused {
     Other { retryable: bool },
 }
 
+/// Why a stream ended.
 enum StreamEnd {
     /// Closing and nothing left to send: done.
     Finished,
-    /// The receiver ended an idle stream (nothing unanswered): reconnect when there is
-    /// work, without a backoff and without counting a failure.
+    /// Ended without a failure (the receiver closed an idle stream, a retired one
+    /// drained, or `Auto` switched compression off): reconnect when there is work,
+    /// without a backoff and without counting a failure.
     Idle,
     /// A failure; reconnect after a backoff.
     Failed,
@@ -902,29 +903,34 @@ impl Transport {
         Err(true)
     }
 
-    /// The stream could not carry its batches for a reason of ours (a compression the
-    /// receiver does not take): they go first on the next stream, as if never sent.
-    fn give_back(&mut self, in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>) {
+    /// The stream ended with `in_flight` unanswered: `each` handles them oldest first,
+    /// and what it puts back in `retry` goes ahead of the batches not yet sent.
+    fn end_in_flight(
+        &mut self,
+        in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
+        mut each: impl FnMut(&mut Self, Job),
+    ) {
         let not_sent: Vec<Job> = self.retry.drain(..).collect();
-        self.retry
-            .extend(in_flight.into_values().map(|(job, _)| job));
+        for (_, (job, _)) in in_flight {
+            each(self, job);
+        }
         self.retry.extend(not_sent);
         self.shared.stats.in_flight.store(0, Ordering::Relaxed);
     }
 
-    /// The stream ended: every unanswered batch is retried (oldest first) or dropped.
+    /// The stream could not carry its batches for a reason of ours (a compression the
+    /// receiver does not take): they go first on the next stream, as if never sent.
+    fn give_back(&mut self, in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>) {
+        self.end_in_flight(in_flight, |t, job| t.retry.push_back(job));
+    }
+
+    /// The stream failed: every unanswered batch is retried (oldest first) or dropped.
     fn fail_in_flight(
         &mut self,
         in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
         retryable: bool,
     ) {
-        // Batches not yet sent go before the retries that follow them.
-        let not_sent: Vec<Job> = self.retry.drain(..).collect();
-        for (_, (job, _)) in in_flight {
-            self.requeue(job, retryable);
-        }
-        self.retry.extend(not_sent);
-        self.shared.stats.in_flight.store(0, Ordering::Relaxed);
+        self.end_in_flight(in_flight, |t, job| t.requeue(job, retryable));
         if self.past_deadline() {
             self.give_up();
         }
