@@ -939,16 +939,22 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
                 Some(is_double.iter().copied().collect::<NullBuffer>()),
             )
         };
+        // A null slot still travels: zero it, or each column would also carry the
+        // other kind's values, and a batch of both kinds would send its values twice.
         let double_column = (doubles > 0).then(|| {
             Float64Array::new(
                 number_bits
                     .iter()
-                    .map(|b| f64::from_bits(*b as u64))
+                    .zip(&is_double)
+                    .map(|(b, d)| if *d { f64::from_bits(*b as u64) } else { 0.0 })
                     .collect(),
                 double_nulls,
             )
         });
         if doubles < is_double.len() {
+            for (b, d) in number_bits.iter_mut().zip(&is_double) {
+                *b &= i64::from(*d) - 1; // 0 for doubles, the bits for integers
+            }
             fields.push(Field::new("int_value", DataType::Int64, true));
             columns.push(Arc::new(Int64Array::new(number_bits.into(), int_nulls)));
         }

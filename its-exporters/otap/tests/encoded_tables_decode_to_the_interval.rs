@@ -215,6 +215,24 @@ fn number_points_point_back_to_their_metric_rows() {
         }
     }
     assert_eq!(requests, 12);
+    // Null slots still go on the wire: they must hold zeros, not the other column's
+    // values (which would send every value twice).
+    assert!(
+        doubles.null_count() > 0 && ints.null_count() > 0,
+        "both kinds"
+    );
+    for i in 0..dp.num_rows() {
+        if ints.is_null(i) {
+            assert_eq!(ints.values()[i], 0, "int_value null slot {i}");
+        }
+        if doubles.is_null(i) {
+            assert_eq!(
+                doubles.values()[i].to_bits(),
+                0,
+                "double_value null slot {i}"
+            );
+        }
+    }
     let temporality = column::<Int32Array>(root, "aggregation_temporality");
     assert!((0..root.num_rows()).any(|i| !temporality.is_null(i) && temporality.value(i) == 2));
     let exp = tables.get(PayloadType::ExpHistogramDataPoints).unwrap();
