@@ -346,14 +346,16 @@ fn wire_sizes(label: &str, sets: u32, batches: u64, decades: u32) {
 }
 
 /// The engine's own telemetry, as the ITS receives it: the default configuration's
-/// pipeline (traffic generator, batch, debug, no-op) on one core, reporting every 10
-/// ms while it runs 20,000 batches of 100 items at 100,000 batches a second; each
-/// report becomes one delta interval, cores folded.
-fn engine_intervals() -> Vec<Interval> {
+/// pipeline (traffic generator, batch, debug, no-op) on each of `cores` cores (a
+/// synthetic topology over this machine's), reporting every 10 ms while it runs 20,000
+/// batches of 100 items at 100,000 batches a second; every 10 ms of reports becomes one
+/// delta interval. Each core's sets carry their `core.id`, so the series add up.
+fn engine_intervals(cores: u32) -> Vec<Interval> {
     use nodes::{EngineSettings, NodeSpec, PipelineSpec, ShutdownSignal, Topology};
     use std::sync::Arc;
-    let topology = Topology::detect().expect("a topology");
-    let placement = topology.placement(topology.cores()[0]).expect("core 0");
+    let machine = Topology::detect().expect("a topology");
+    let topology = Topology::synthetic(&format!("numa:1 core:{cores}"), &machine)
+        .expect("a synthetic topology");
     let settings = EngineSettings {
         reporting_interval: std::time::Duration::from_millis(10),
         telemetry: true,
@@ -386,34 +388,48 @@ fn engine_intervals() -> Vec<Interval> {
         }
         batches
     });
-    let instance = nodes::spawn_instance(
-        spec,
-        placement,
-        Some(sender),
-        settings,
-        Arc::new(ShutdownSignal::default()),
-    )
-    .expect("the instance starts");
-    let summary = instance.join().expect("the instance ends");
-    assert!(
-        summary.node_failures.is_empty(),
-        "{:?}",
-        summary.node_failures
-    );
-    let batches = drain.join().expect("the drain thread");
+    let shutdown = Arc::new(ShutdownSignal::default());
+    let instances: Vec<_> = topology
+        .cores()
+        .into_iter()
+        .map(|core| {
+            let placement = topology.placement(core).expect("a core of the topology");
+            nodes::spawn_instance(
+                Arc::clone(&spec),
+                placement,
+                Some(sender.clone()),
+                settings.clone(),
+                Arc::clone(&shutdown),
+            )
+            .expect("the instance starts")
+        })
+        .collect();
+    drop(sender);
+    for instance in instances {
+        let summary = instance.join().expect("the instance ends");
+        assert!(
+            summary.node_failures.is_empty(),
+            "{:?}",
+            summary.node_failures
+        );
+    }
+    let mut batches = drain.join().expect("the drain thread");
+    batches.sort_by_key(|b| b.end_unix_nanos());
+    // One interval per 10 ms of report times, as `processor:aggregate` cuts them.
     let mut aggregator = Aggregator::new(Keep::default(), 0);
     let mut intervals = Vec::new();
-    let mut end = None;
+    let mut cut = None;
     for batch in &batches {
         let this = batch.end_unix_nanos();
-        if let Some(previous) = end.filter(|e| *e != this) {
-            let interval = aggregator.take(previous, &[Temporality::Delta]).remove(0);
+        let cut_at = *cut.get_or_insert(this + 10_000_000);
+        if this >= cut_at {
+            let interval = aggregator.take(cut_at, &[Temporality::Delta]).remove(0);
             if !interval.series.is_empty() {
                 intervals.push(interval);
             }
+            cut = Some(this + 10_000_000);
         }
         aggregator.apply(batch);
-        end = Some(this);
     }
     intervals
 }
@@ -475,7 +491,12 @@ fn otap_encode(c: &mut Criterion) {
         wire_sizes("large interval", 64, 8, decades);
     }
     wire_sizes("small interval", 2, 32, 6);
-    wire_sizes_of("the engine's own telemetry", &engine_intervals());
+    for cores in [1, 8, 32] {
+        wire_sizes_of(
+            &format!("the engine's own telemetry, {cores} cores"),
+            &engine_intervals(cores),
+        );
+    }
     let interval = interval(64, 7, 6, Keep::default());
     let points = interval.point_count() as u64;
     let resource = resource();
