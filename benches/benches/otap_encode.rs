@@ -414,7 +414,7 @@ fn engine_intervals(cores: u32) -> Vec<Interval> {
         );
     }
     let mut batches = drain.join().expect("the drain thread");
-    batches.sort_by_key(|b| b.end_unix_nanos());
+    batches.sort_by_key(metric_schema::SnapshotBatch::end_unix_nanos);
     // One interval per 10 ms of report times, as `processor:aggregate` cuts them.
     let mut aggregator = Aggregator::new(Keep::default(), 0);
     let mut intervals = Vec::new();
