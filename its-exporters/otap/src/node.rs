@@ -46,8 +46,8 @@ pub struct OtapConfig {
     /// Arrow IPC body compression: `auto` (default: zstd when the messages are not
     /// compressed), `zstd` or `none`.
     pub compression: Compression,
-    /// gRPC message compression: `auto` (default: zstd, then none if the receiver
-    /// refuses it), `none`, `gzip` or `zstd`.
+    /// gRPC message compression: `auto` (default: zstd, then gzip, then none, as the
+    /// receiver refuses each), `none`, `gzip` or `zstd`.
     pub grpc_compression: GrpcCompression,
     /// PEM certificate authority for an `https` endpoint (the web PKI roots otherwise).
     pub ca_file: Option<PathBuf>,

@@ -51,10 +51,11 @@ pub enum GrpcCompression {
     Gzip,
     /// zstd.
     Zstd,
-    /// zstd, until the receiver refuses zstd messages (the upstream Rust `receiver:otap`
-    /// takes only uncompressed ones unless configured otherwise, Python's grpcio never
-    /// takes zstd); from then on none, for the transport's lifetime. The refused stream
-    /// counts as no failure, and its batches go again uncompressed.
+    /// zstd, until the receiver refuses zstd messages; then gzip, until it refuses
+    /// those too; then none, each for the transport's lifetime. Python's grpcio never
+    /// takes zstd but takes gzip; the upstream Rust `receiver:otap` takes only
+    /// uncompressed messages unless configured otherwise. A refused stream counts as
+    /// no failure, and its batches go again with the next choice.
     Auto,
 }
 
@@ -226,7 +227,7 @@ impl TransportHandle {
                             shared: thread_shared,
                             retry: VecDeque::new(),
                             log,
-                            zstd_refused: false,
+                            auto: Some(CompressionEncoding::Zstd),
                         }
                         .run(),
                     ),
@@ -515,8 +516,9 @@ struct Transport {
     /// Batches to send again on the next stream, oldest first (at most `max_in_flight`).
     retry: VecDeque<Job>,
     log: LogOnce,
-    /// `GrpcCompression::Auto` met a receiver that does not take zstd messages.
-    zstd_refused: bool,
+    /// What `GrpcCompression::Auto` sends now: zstd, then gzip, then nothing, as the
+    /// receiver refuses each.
+    auto: Option<CompressionEncoding>,
 }
 
 impl Transport {
@@ -635,12 +637,11 @@ impl Transport {
     /// A client for the next stream on `channel`, with its message compression
     /// (`Auto` resolved), and a fresh producer whose IPC compression goes with it.
     fn next_stream(&self, channel: Channel) -> (tonic::client::Grpc<Channel>, Producer) {
-        let compression = match (self.settings.grpc_compression, self.zstd_refused) {
-            (GrpcCompression::None, _) | (GrpcCompression::Auto, true) => None,
-            (GrpcCompression::Gzip, _) => Some(CompressionEncoding::Gzip),
-            (GrpcCompression::Zstd, _) | (GrpcCompression::Auto, false) => {
-                Some(CompressionEncoding::Zstd)
-            }
+        let compression = match self.settings.grpc_compression {
+            GrpcCompression::None => None,
+            GrpcCompression::Gzip => Some(CompressionEncoding::Gzip),
+            GrpcCompression::Zstd => Some(CompressionEncoding::Zstd),
+            GrpcCompression::Auto => self.auto,
         };
         let mut options = self.settings.producer.clone();
         if self.settings.ipc_compression_auto {
@@ -660,24 +661,30 @@ impl Transport {
         (grpc, Producer::new(options))
     }
 
-    /// Whether `status` ending a stream means the receiver does not take zstd
-    /// messages while `Auto` still sends them; if so, the next streams go
-    /// uncompressed (logged once).
-    fn zstd_refused_by(&mut self, status: &tonic::Status) -> bool {
-        if self.settings.grpc_compression != GrpcCompression::Auto
-            || self.zstd_refused
-            || !refuses_compression(status)
-        {
+    /// Whether `status` ending a stream means the receiver does not take the messages
+    /// `Auto` compresses now; if so, the next streams take the next choice (zstd, then
+    /// gzip, then none), and that is logged once per step.
+    fn compression_refused_by(&mut self, status: &tonic::Status) -> bool {
+        let refused = match self.auto {
+            Some(encoding) if self.settings.grpc_compression == GrpcCompression::Auto => encoding,
+            _ => return false,
+        };
+        if !refuses_compression(status, refused) {
             return false;
         }
-        self.zstd_refused = true;
-        let ipc = if self.settings.ipc_compression_auto {
-            ", with zstd Arrow IPC bodies,"
-        } else {
-            ""
+        self.auto = match refused {
+            CompressionEncoding::Zstd => Some(CompressionEncoding::Gzip),
+            _ => None,
+        };
+        let next = match self.auto {
+            Some(_) => "gzip-compressed".to_owned(),
+            None if self.settings.ipc_compression_auto => {
+                "uncompressed, with zstd Arrow IPC bodies,".to_owned()
+            }
+            None => "uncompressed".to_owned(),
         };
         self.log.error(&format!(
-            "{} does not take zstd-compressed gRPC messages ({}); sending them uncompressed{ipc} from now on (set `grpc_compression` to choose)",
+            "{} does not take {refused}-compressed gRPC messages ({}); sending them {next} from now on (set `grpc_compression` to choose)",
             self.settings.endpoint,
             status_text(status)
         ));
@@ -765,7 +772,7 @@ impl Transport {
                         self.fail_in_flight(in_flight, true);
                         return StreamEnd::Failed;
                     }
-                    Err(status) if self.zstd_refused_by(&status) => {
+                    Err(status) if self.compression_refused_by(&status) => {
                         self.give_back(in_flight);
                         return StreamEnd::Idle;
                     }
@@ -812,7 +819,7 @@ impl Transport {
                 self.no_answer();
                 Err(Refused::Other { retryable: true })
             }
-            Ok(Err(status)) if self.zstd_refused_by(&status) => Err(Refused::Compression),
+            Ok(Err(status)) if self.compression_refused_by(&status) => Err(Refused::Compression),
             Ok(Err(status)) => {
                 let endpoint = &self.settings.endpoint;
                 let retryable = retryable(status.code());
@@ -949,24 +956,25 @@ fn retryable(code: tonic::Code) -> bool {
     )
 }
 
-/// Whether `status` says the receiver cannot read our compressed messages. tonic
-/// answers UNIMPLEMENTED "Content is compressed with `zstd` which isn't supported",
-/// grpc-go UNIMPLEMENTED "grpc: Decompressor is not installed for grpc-encoding", and
-/// grpcio INTERNAL "Error parsing 'grpc-encoding' metadata"; a server may also list
-/// what it takes in `grpc-accept-encoding`.
-fn refuses_compression(status: &tonic::Status) -> bool {
+/// Whether `status` says the receiver cannot read messages compressed with `encoding`.
+/// tonic answers UNIMPLEMENTED "Content is compressed with `zstd` which isn't
+/// supported", grpc-go UNIMPLEMENTED "grpc: Decompressor is not installed for
+/// grpc-encoding", and grpcio INTERNAL "Error parsing 'grpc-encoding' metadata"; a
+/// server may also list what it takes in `grpc-accept-encoding`.
+fn refuses_compression(status: &tonic::Status, encoding: CompressionEncoding) -> bool {
     let code = matches!(
         status.code(),
         tonic::Code::Unimplemented | tonic::Code::Internal | tonic::Code::InvalidArgument
     );
-    // Naming zstd or the header: not our own "error decompressing" of a response.
+    // Naming the encoding or the header: not our own "error decompressing" of a response.
+    let name = encoding.to_string();
     let text = status.message().to_ascii_lowercase();
-    let named = text.contains("zstd") || text.contains("grpc-encoding");
+    let named = text.contains(&name) || text.contains("grpc-encoding");
     let not_listed = status
         .metadata()
         .get("grpc-accept-encoding")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|accepted| !accepted.split(',').any(|e| e.trim() == "zstd"));
+        .is_some_and(|accepted| !accepted.split(',').any(|e| e.trim() == name));
     code && (named || not_listed)
 }
 

@@ -59,6 +59,8 @@ struct Seen {
     batches: Mutex<Vec<Vec<(i64, bool)>>>,
     /// Whether each batch's first record batch had zstd IPC bodies, in arrival order.
     ipc_zstd: Mutex<Vec<bool>>,
+    /// The `grpc-encoding` of each call, taken or refused, in arrival order.
+    encodings: Mutex<Vec<Option<String>>>,
 }
 
 #[derive(Clone)]
@@ -86,6 +88,13 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for FakeReceiver {
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let handler = self.clone();
+        let encoding = request.headers().get("grpc-encoding");
+        handler
+            .seen
+            .encodings
+            .lock()
+            .unwrap()
+            .push(encoding.and_then(|v| v.to_str().ok()).map(str::to_owned));
         Box::pin(async move {
             let codec = tonic_prost::ProstCodec::<BatchStatus, BatchArrowRecords>::default();
             let mut grpc = tonic::server::Grpc::new(codec);
@@ -780,15 +789,51 @@ fn auto_compression_sends_zstd_messages_and_plain_ipc_bodies_where_they_are_take
     run.close(Duration::from_secs(10));
     assert_eq!(run.get(|s| &s.batches_acked), 6, "{:?}", run.logs);
     assert_eq!(server.seen.streams.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        *server.seen.encodings.lock().unwrap(),
+        [Some("zstd".into())]
+    );
     assert_eq!(*server.seen.ipc_zstd.lock().unwrap(), [false; 6]);
     assert!(run.logs.lock().unwrap().is_empty(), "{:?}", run.logs);
 }
 
 #[test]
-fn auto_compression_falls_back_once_for_a_receiver_without_zstd() {
-    // tonic without zstd refuses the compressed stream with UNIMPLEMENTED: the same
-    // batches go again on an uncompressed stream, with zstd IPC bodies; no failure,
-    // no retry spent, one line logged.
+fn auto_compression_falls_back_to_gzip_for_a_receiver_that_takes_gzip() {
+    // As grpcio: zstd refused, gzip taken. The IPC bodies stay plain, since the
+    // messages are still compressed.
+    let auto = |s: &mut TransportSettings| {
+        s.grpc_compression = its_exporter_otap::GrpcCompression::Auto;
+        s.ipc_compression_auto = true;
+        s.max_retries = 0;
+    };
+    let server = serve(Peer::HealthyGzip);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), auto);
+    run.push(6, 3);
+    run.close(Duration::from_secs(10));
+    assert_eq!(run.get(|s| &s.batches_acked), 6, "{:?}", run.logs);
+    run.assert_conserved(6, 18);
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert_eq!(run.get(|s| &s.batches_retried), 0);
+    assert_eq!(
+        *server.seen.encodings.lock().unwrap(),
+        [Some("zstd".into()), Some("gzip".into())]
+    );
+    assert_eq!(*server.seen.ipc_zstd.lock().unwrap(), [false; 6]);
+    assert_eq!(
+        run.logged("does not take zstd-compressed gRPC messages"),
+        1,
+        "{:?}",
+        run.logs
+    );
+    assert_eq!(run.logged("sending them gzip-compressed from now on"), 1);
+    assert_eq!(run.logs.lock().unwrap().len(), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn auto_compression_falls_back_step_by_step_to_uncompressed_messages() {
+    // tonic without zstd or gzip refuses the compressed streams with UNIMPLEMENTED:
+    // the same batches go again gzip-compressed, then uncompressed with zstd IPC
+    // bodies; no failure, no retry spent, one line logged per step.
     let auto = |s: &mut TransportSettings| {
         s.grpc_compression = its_exporter_otap::GrpcCompression::Auto;
         s.ipc_compression_auto = true;
@@ -803,9 +848,18 @@ fn auto_compression_falls_back_once_for_a_receiver_without_zstd() {
     assert_eq!(run.get(|s| &s.stream_failures), 0);
     assert_eq!(run.get(|s| &s.batches_retried), 0);
     assert_eq!(*server.seen.ipc_zstd.lock().unwrap(), [true; 6]);
+    assert_eq!(
+        *server.seen.encodings.lock().unwrap(),
+        [Some("zstd".into()), Some("gzip".into()), None]
+    );
     assert_eq!(run.logged("does not take zstd-compressed gRPC messages"), 1);
-    assert_eq!(run.logs.lock().unwrap().len(), 1, "{:?}", run.logs);
-    // The first stream never reached the service; the second carried everything from
+    assert_eq!(run.logged("does not take gzip-compressed gRPC messages"), 1);
+    assert_eq!(
+        run.logged("sending them uncompressed, with zstd Arrow IPC bodies, from now on"),
+        1
+    );
+    assert_eq!(run.logs.lock().unwrap().len(), 2, "{:?}", run.logs);
+    // The refused streams never reached the service; the last carried everything from
     // batch id 0 with its schema.
     let batches = server.seen.batches.lock().unwrap().clone();
     let ids: Vec<i64> = batches.last().unwrap().iter().map(|(id, _)| *id).collect();
