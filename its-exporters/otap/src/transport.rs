@@ -124,8 +124,8 @@ impl std::fmt::Debug for LogSink {
 /// What the transport did, in running totals (read by the node into its metric set).
 #[derive(Debug, Default)]
 pub struct TransportStats {
-    /// Batches sent on a stream (retries included, and batches sent again uncompressed
-    /// after a receiver refused zstd messages).
+    /// Batches sent on a stream (retries included, and batches sent again with the
+    /// next compression after a receiver refused one under `auto`).
     pub batches_sent: AtomicU64,
     /// Bytes of `BatchArrowRecords` sent (before gRPC compression).
     pub bytes_sent: AtomicU64,
@@ -489,7 +489,7 @@ impl LogOnce {
 
 /// Why a stream could not be opened.
 enum Refused {
-    /// The receiver does not take our message compression; `Auto` switched it off.
+    /// The receiver does not take our message compression; `Auto` moved to the next.
     Compression,
     /// Anything else; `retryable` as [`retryable`] says for its code.
     Other { retryable: bool },
@@ -500,7 +500,7 @@ enum StreamEnd {
     /// Closing and nothing left to send: done.
     Finished,
     /// Ended without a failure (the receiver closed an idle stream, a retired one
-    /// drained, or `Auto` switched compression off): reconnect when there is work,
+    /// drained, or `Auto` moved to the next compression): reconnect when there is work,
     /// without a backoff and without counting a failure.
     Idle,
     /// A failure; reconnect after a backoff.
