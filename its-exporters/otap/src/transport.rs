@@ -903,7 +903,8 @@ impl Transport {
         self.log.warn(Problem::Rejected, || {
             format!(
                 "{endpoint} answered {code:?} ({}): {}; reconnecting with a fresh stream",
-                status.status_code, status.status_message
+                status.status_code,
+                peer_text(&status.status_message)
             )
         });
         self.requeue(job, retryable);
@@ -985,11 +986,30 @@ async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// What a peer wrote, fit for one log line: control characters escaped (a newline or a
+/// terminal escape cannot forge or hide lines) and at most `PEER_TEXT_MAX` bytes kept.
+fn peer_text(text: &str) -> String {
+    const PEER_TEXT_MAX: usize = 512;
+    let mut out = String::with_capacity(text.len().min(PEER_TEXT_MAX + 32));
+    for (i, c) in text.char_indices() {
+        if out.len() >= PEER_TEXT_MAX {
+            out.push_str(&format!("... ({} more bytes)", text.len() - i));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn status_text(status: &tonic::Status) -> String {
     let mut text = if status.message().is_empty() {
         format!("{:?}", status.code())
     } else {
-        format!("{:?}: {}", status.code(), status.message())
+        format!("{:?}: {}", status.code(), peer_text(status.message()))
     };
     // A transport failure (a TLS alert, a reset) carries its cause as the source.
     if let Some(source) = std::error::Error::source(status) {
@@ -999,7 +1019,7 @@ fn status_text(status: &tonic::Status) -> String {
             .map_or(chain.as_str(), |rest| rest.trim_start_matches(": "));
         if !cause.is_empty() {
             text.push_str(": ");
-            text.push_str(cause);
+            text.push_str(&peer_text(cause));
         }
     }
     text

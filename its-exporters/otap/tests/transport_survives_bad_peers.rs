@@ -34,6 +34,8 @@ enum Peer {
     Unavailable { streams: usize },
     /// INVALID_ARGUMENT for every batch (not worth retrying).
     InvalidArgument,
+    /// INVALID_ARGUMENT for every batch, with `NOISE` as the message.
+    InvalidArgumentNoisily,
     /// First a status for an id that was never sent, then OK.
     UnknownIds,
     /// Reads everything, answers nothing.
@@ -45,6 +47,15 @@ enum Peer {
     /// Healthy for streams opened with `authorization: Bearer TOKEN`; refuses the others
     /// with UNAUTHENTICATED before any batch is read, as an auth interceptor does.
     RequiresToken,
+}
+
+/// What `Peer::InvalidArgumentNoisily` says: 100 KB, with a forged log line and a
+/// terminal escape in it.
+fn noise() -> String {
+    format!(
+        "bad batch\nexporter:otap: all is well\u{1b}[2J{}",
+        "x".repeat(100_000)
+    )
 }
 
 /// What `Peer::RequiresToken` wants.
@@ -176,6 +187,10 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     Peer::InvalidArgument => {
                         vec![status(bar.batch_id, tonic::Code::InvalidArgument)]
                     }
+                    Peer::InvalidArgumentNoisily => vec![BatchStatus {
+                        status_message: noise(),
+                        ..status(bar.batch_id, tonic::Code::InvalidArgument)
+                    }],
                     Peer::UnknownIds => vec![
                         status(bar.batch_id + 1_000_000, tonic::Code::Ok),
                         status(bar.batch_id, tonic::Code::Ok),
@@ -493,6 +508,36 @@ fn an_invalid_argument_status_drops_the_batch_without_retrying_it() {
     assert_eq!(run.get(|s| &s.batches_retried), 0);
     assert_eq!(run.get(|s| &s.batches_rejected), 4);
     assert_eq!(run.logged("answered InvalidArgument"), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn what_a_peer_says_is_logged_escaped_and_cut_short() {
+    // A 100 KB status message with a newline and a terminal escape: one log line,
+    // bounded, that forges nothing.
+    let server = serve(Peer::InvalidArgumentNoisily);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_in_flight = 1;
+    });
+    run.push(2, 1);
+    wait_until("every batch dropped", || {
+        run.get(|s| &s.batches_dropped) == 2
+    });
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(2, 2);
+    let logs = run.logs.lock().unwrap().clone();
+    let line = logs
+        .iter()
+        .find(|l| l.contains("answered InvalidArgument"))
+        .unwrap_or_else(|| panic!("{logs:?}"));
+    assert!(
+        line.contains("bad batch\\nexporter:otap: all is well\\u{1b}[2J"),
+        "{line}"
+    );
+    assert!(line.contains("more bytes)"), "{line}");
+    assert!(line.len() < 1_000, "{} bytes", line.len());
+    for l in &logs {
+        assert!(!l.contains(['\n', '\u{1b}']), "{l:?}");
+    }
 }
 
 #[test]
