@@ -23,6 +23,7 @@
 //! only after a batch was delivered in between.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -993,7 +994,7 @@ fn peer_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(PEER_TEXT_MAX + 32));
     for (i, c) in text.char_indices() {
         if out.len() >= PEER_TEXT_MAX {
-            out.push_str(&format!("... ({} more bytes)", text.len() - i));
+            let _ = write!(out, "... ({} more bytes)", text.len() - i);
             break;
         }
         if c.is_control() {
