@@ -11,7 +11,8 @@
 //! per-stream dictionaries with the narrowest keys OTAP allows. Optional columns that
 //! hold only nulls are left out. Series are taken in the canonical order
 //! ([`series_order`], which `processor:aggregate` emits already); one metric row per
-//! point caps a batch at 65,536 points, and [`encode_parts`] splits bigger intervals.
+//! point caps a batch at 65,536 points, and [`encode_parts`] splits bigger intervals
+//! (or ones bigger in bytes than a receiver takes in one message).
 
 use std::sync::Arc;
 
@@ -496,26 +497,101 @@ pub fn encode(
 /// The most metric rows (one per point) one batch holds: OTAP's metric ids are u16.
 pub const MAX_ROWS_PER_BATCH: usize = 1 << 16;
 
-/// Encodes `interval` as one or more batches of at most `max_rows` points each (capped
-/// at [`MAX_ROWS_PER_BATCH`]), split between series, never inside one: a big engine's
-/// interval (say 64 cores kept apart, thousands of sets) goes out whole, as several
-/// `BatchArrowRecords`. Series that share a scope may land in different batches; each
-/// batch then carries that scope and its attributes.
+/// How big one batch may get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Points (one metric row each), at most; capped at [`MAX_ROWS_PER_BATCH`].
+    pub points: usize,
+    /// Bytes before compression, at most, as [`estimated_size`] reckons them plus
+    /// [`BATCH_RESERVE`] for the batch's schemas and IPC metadata: what keeps a batch
+    /// under a receiver's message size limit (4 MiB for gRPC servers by default) when
+    /// exponential histograms with many buckets make points big.
+    pub bytes: usize,
+}
+
+impl From<usize> for BatchLimits {
+    /// At most `points` points, of any size.
+    fn from(points: usize) -> Self {
+        BatchLimits {
+            points,
+            bytes: usize::MAX,
+        }
+    }
+}
+
+/// What a batch takes before its series: Arrow schemas (on a stream's first batch),
+/// IPC message headers and padding, for every payload type.
+pub const BATCH_RESERVE: usize = 16 * 1024;
+
+/// A generous reckoning of what `series` adds to a batch before compression: its
+/// rows in the root, point and attribute tables, its bucket counts, and the strings
+/// its dictionaries may have to carry (names, descriptions, units, attribute keys and
+/// values), as on a stream's first batch. Later batches of a stream, which send only
+/// new dictionary values, come out smaller than this.
+pub fn estimated_size(series: &Series) -> usize {
+    // Per point: a root row (ids, type, name/description/unit keys, temporality,
+    // monotonicity, resource and scope ids: about 20 bytes) and a number row (parent,
+    // two timestamps, one value in each of two columns: 34), rounded up.
+    const POINT: usize = 64;
+    // The kept core or NUMA node: an attribute row per point (parent, key, type, int).
+    const KEPT: usize = 16;
+    // A scope attribute row (parent, key, type, a value in one of the value columns).
+    const ATTRIBUTE: usize = 24;
+    let identity = &series.identity;
+    let kept =
+        KEPT * (usize::from(identity.core.is_some()) + usize::from(identity.numa_node.is_some()));
+    let mut size = identity.values.len() * ATTRIBUTE + series.descriptor.name.len();
+    for (key, value) in identity.attributes.keys().iter().zip(&identity.values) {
+        size += key.key.len();
+        if let AttributeValue::Str(s) = value {
+            size += s.len();
+        }
+    }
+    for point in &series.points {
+        let field = &series.descriptor.fields[usize::from(point.field)];
+        size += POINT + kept + field.name.len() + field.brief.len() + field.unit.len();
+        size += match &point.value {
+            Value::U64(_) | Value::I64(_) | Value::F64(_) => 0,
+            // count, sum, min, max
+            Value::Mmsc(_) => 32,
+            // count, sum, min, max, scale, zero count, two sides' offsets and list
+            // offsets, and 8 bytes a bucket
+            Value::Histogram(h) => 64 + 8 * (h.positive.counts.len() + h.negative.counts.len()),
+        };
+    }
+    size
+}
+
+/// Encodes `interval` as one or more batches within `limits` (points capped at
+/// [`MAX_ROWS_PER_BATCH`]), split between series, never inside one: a big engine's
+/// interval (say 64 cores kept apart, thousands of sets, or histograms with hundreds
+/// of buckets) goes out whole, as several `BatchArrowRecords`. A series bigger than
+/// the byte limit on its own goes alone. Series that share a scope may land in
+/// different batches; each batch then carries that scope and its attributes.
 pub fn encode_parts(
     interval: &Interval,
     resource: &[(String, AttributeValue)],
-    max_rows: usize,
+    limits: impl Into<BatchLimits>,
 ) -> Result<Vec<MetricsTables>, EncodeError> {
-    let max_rows = max_rows.clamp(1, MAX_ROWS_PER_BATCH);
+    let limits = limits.into();
+    let max_rows = limits.points.clamp(1, MAX_ROWS_PER_BATCH);
+    let max_bytes = limits.bytes.saturating_sub(BATCH_RESERVE);
     let series = sorted_series(interval);
     let mut parts = Vec::new();
-    let (mut start, mut rows) = (0, 0);
+    let (mut start, mut rows, mut bytes) = (0, 0, 0_usize);
     for (i, s) in series.iter().enumerate() {
-        if i > start && rows + s.points.len() > max_rows {
+        let size = if limits.bytes == usize::MAX {
+            0
+        } else {
+            estimated_size(s)
+        };
+        if i > start && (rows + s.points.len() > max_rows || bytes.saturating_add(size) > max_bytes)
+        {
             parts.push(encode_series(interval, &series[start..i], resource)?);
-            (start, rows) = (i, 0);
+            (start, rows, bytes) = (i, 0, 0);
         }
         rows += s.points.len();
+        bytes = bytes.saturating_add(size);
     }
     if start < series.len() || parts.is_empty() {
         parts.push(encode_series(interval, &series[start..], resource)?);

@@ -3,7 +3,8 @@
 //! - [`encode()`](encode::encode) (module [`encode`](mod@encode)): the sans-I/O
 //!   encoder from an aggregated interval to the normalized OTAP metrics tables (delta
 //!   and quasi-delta ids, sorted rows); [`encode_parts`] splits an
-//!   interval bigger than one batch's u16 metric ids address.
+//!   interval bigger than one batch's u16 metric ids address, or than a receiver's
+//!   message size limit.
 //! - [`Producer`]: one Arrow IPC stream per payload type (zstd bodies, dictionaries,
 //!   schema ids from one counter, schema resets, no end-of-stream marker) into
 //!   `BatchArrowRecords`.
@@ -22,7 +23,8 @@ pub mod proto;
 pub mod transport;
 
 pub use encode::{
-    EncodeError, MAX_ROWS_PER_BATCH, MetricsTables, PayloadType, encode, encode_parts,
+    BATCH_RESERVE, BatchLimits, EncodeError, MAX_ROWS_PER_BATCH, MetricsTables, PayloadType,
+    encode, encode_parts, estimated_size,
 };
 pub use node::{Compression, Headers, OtapAttrs, OtapConfig, OtapMetrics};
 pub use producer::{IpcCompression, Producer, ProducerOptions};

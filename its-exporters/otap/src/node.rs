@@ -16,7 +16,7 @@ use nodes::{
 use prost::Message as _;
 use serde::Deserialize;
 
-use crate::encode::{MAX_ROWS_PER_BATCH, MetricsTables, encode_parts};
+use crate::encode::{BatchLimits, MAX_ROWS_PER_BATCH, MetricsTables, encode_parts};
 use crate::producer::{IpcCompression, Producer, ProducerOptions};
 use crate::transport::{GrpcCompression, TransportHandle, TransportSettings, TransportStats};
 
@@ -86,10 +86,15 @@ pub struct OtapConfig {
     /// Points per `BatchArrowRecords`, at most (1 to 65536, OTAP's u16 metric ids);
     /// a bigger interval goes out as several batches. The default, 16384, keeps a batch
     /// like the bench's (counters, gauges, a few histograms: 82 bytes a point before
-    /// compression, 9 after) at about 1.3 MiB uncompressed and 0.15 MiB with zstd IPC
-    /// bodies, under the 4 MiB gRPC servers accept by default. Exponential histograms
-    /// carry up to 640 bucket counts each: lower it for intervals made mostly of them.
+    /// compression, 9 after) at about 1.3 MiB uncompressed.
     pub max_batch_points: usize,
+    /// Bytes per `BatchArrowRecords` before compression, at most, as the encoder
+    /// reckons them (generously: within a few percent above the real size): a bigger
+    /// interval goes out as several batches, split between series. The default, 3 MiB,
+    /// stays under the 4 MiB gRPC servers take by default, where exponential
+    /// histograms (up to 640 bucket counts each) make points big; raise it with the
+    /// receiver's limit. 65536 to 1 GiB.
+    pub max_batch_bytes: usize,
     /// gRPC headers sent when each stream opens, such as `authorization` or an API key.
     /// `${env:NAME}` in a value is replaced by that environment variable, so that
     /// secrets stay out of the file.
@@ -129,6 +134,7 @@ impl Default for OtapConfig {
             max_stream_lifetime: t.max_stream_lifetime,
             u8_dictionary_limit: t.producer.u8_dictionary_limit,
             max_batch_points: 16_384,
+            max_batch_bytes: 3 << 20,
             headers: Headers::default(),
         }
     }
@@ -193,6 +199,12 @@ impl NodeConfig for OtapConfig {
             if !(1..=max).contains(&value) {
                 return Err(format!("`{name}: {value}`: give 1 to {max}{why}"));
             }
+        }
+        if !(65_536..=1 << 30).contains(&self.max_batch_bytes) {
+            return Err(format!(
+                "`max_batch_bytes: {}`: give 65536 (64 KiB) to 1073741824 (1 GiB); a receiver's message size limit is usually 4 MiB",
+                self.max_batch_bytes
+            ));
         }
         for (name, value) in [
             ("initial_backoff", self.initial_backoff),
@@ -328,8 +340,8 @@ enum Output {
 
 struct Otap {
     resource: Vec<(String, metric_schema::AttributeValue)>,
-    /// Points per batch, at most.
-    max_batch_points: usize,
+    /// How big a batch may get.
+    limits: BatchLimits,
     output: Output,
     observed: metric_schema::MetricSetHandle<OtapMetrics>,
 }
@@ -364,8 +376,9 @@ impl Exporter for Otap {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        // More points than one batch's u16 metric ids address go out as several.
-        let parts = encode_parts(interval, &self.resource, self.max_batch_points)
+        // More points than one batch's u16 metric ids address, or more bytes than a
+        // receiver takes in one message, go out as several batches.
+        let parts = encode_parts(interval, &self.resource, self.limits)
             .map_err(|e| NodeError::new(e.to_string()))?;
         self.observed.intervals.inc();
         let points: usize = parts.iter().map(MetricsTables::point_count).sum();
@@ -517,7 +530,10 @@ fn create(value: &serde_json::Value, ctx: &NodeContext) -> Result<NodeTask, Stri
     });
     Ok(NodeTask::exporter(Otap {
         resource: ctx.resource.clone(),
-        max_batch_points: config.max_batch_points,
+        limits: BatchLimits {
+            points: config.max_batch_points,
+            bytes: config.max_batch_bytes,
+        },
         output,
         observed,
     }))

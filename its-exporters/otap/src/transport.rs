@@ -1023,7 +1023,23 @@ fn status_text(status: &tonic::Status) -> String {
             text.push_str(&peer_text(cause));
         }
     }
+    if too_large(status) {
+        text.push_str(
+            " (a message bigger than the receiver takes: lower `max_batch_bytes`, or raise the receiver's limit)",
+        );
+    }
     text
+}
+
+/// Whether `status` says a message was over the receiver's size limit: tonic answers
+/// OUT_OF_RANGE "Error, decoded message length too large", grpc-go and grpcio
+/// RESOURCE_EXHAUSTED "received message larger than max".
+fn too_large(status: &tonic::Status) -> bool {
+    let text = status.message().to_ascii_lowercase();
+    matches!(
+        status.code(),
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+    ) && (text.contains("too large") || text.contains("larger than"))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -683,3 +683,114 @@ fn merged_intervals_send_each_point_with_its_own_window() {
         .collect();
     assert_eq!(points, [(0, 10, 3), (10, 20, 4)]);
 }
+
+/// `sets` series of `Kinds`, each with its five points: counters, a gauge, a summary
+/// and an exponential histogram of `buckets` positive buckets.
+fn histogram_heavy_interval(sets: i64, buckets: usize) -> Interval {
+    use its_processors::model::{Buckets, ExpHistogram, Identity, Point, Series, Value};
+    use metric_schema::snapshot::MmscValue;
+    use metric_schema::{AttributeSet, MetricSet};
+    let histogram = |i: usize| ExpHistogram {
+        scale: 3,
+        count: (buckets * 2) as u64,
+        sum: 1.0,
+        min: 0.5,
+        max: 2.0,
+        zero_count: 0,
+        positive: Buckets {
+            offset: -4,
+            counts: (0..buckets).map(|b| 1 + ((b + i) % 3) as u64).collect(),
+        },
+        negative: Buckets::default(),
+    };
+    let series = (0..sets)
+        .map(|i| Series {
+            descriptor: <Kinds as MetricSet>::DESCRIPTOR,
+            identity: std::sync::Arc::new(Identity {
+                attributes: <Who as AttributeSet>::DESCRIPTOR,
+                values: vec![
+                    AttributeValue::Str(format!("set-{i}").into()),
+                    AttributeValue::Int(i),
+                ],
+                core: None,
+                numa_node: None,
+            }),
+            start_unix_nanos: 0,
+            end_unix_nanos: 1,
+            points: vec![
+                Point {
+                    field: 0,
+                    value: Value::U64(i as u64),
+                },
+                Point {
+                    field: 1,
+                    value: Value::I64(-i),
+                },
+                Point {
+                    field: 2,
+                    value: Value::F64(0.5),
+                },
+                Point {
+                    field: 3,
+                    value: Value::Histogram(Box::new(histogram(i as usize))),
+                },
+                Point {
+                    field: 4,
+                    value: Value::Mmsc(MmscValue {
+                        min: 1.0,
+                        max: 3.0,
+                        sum: 4.0,
+                        count: 2,
+                    }),
+                },
+            ],
+        })
+        .collect();
+    Interval {
+        start_unix_nanos: 0,
+        end_unix_nanos: 1,
+        temporality: Temporality::Delta,
+        series,
+    }
+}
+
+#[test]
+fn big_histograms_split_under_a_byte_limit_a_receiver_takes() {
+    use its_exporter_otap::{BatchLimits, IpcCompression, Producer, estimated_size};
+    use prost::Message as _;
+    // 400 sets with a 600-bucket histogram each: about 2 MB before compression, and
+    // well under the point limit.
+    let interval = histogram_heavy_interval(400, 600);
+    let estimate: usize = interval.series.iter().map(estimated_size).sum();
+    let whole = encode(&interval, &[]).unwrap();
+    let actual = Producer::new(IpcCompression::None)
+        .produce(&whole)
+        .unwrap()
+        .encoded_len();
+    // The estimate is generous (it also counts every string), and not absurdly so.
+    assert!(
+        actual <= estimate && estimate < 2 * actual,
+        "{actual} bytes, estimated {estimate}"
+    );
+
+    let limit = 256 * 1024;
+    let limits = BatchLimits {
+        points: 1 << 16,
+        bytes: limit,
+    };
+    let parts = its_exporter_otap::encode_parts(&interval, &[], limits).unwrap();
+    assert!(parts.len() >= actual / limit, "{} parts", parts.len());
+    // Every batch of one stream (the first carries the schemas and dictionaries) is
+    // within the limit, uncompressed, and every point goes out once.
+    let mut producer = Producer::new(IpcCompression::None);
+    let mut points = 0;
+    for part in &parts {
+        let size = producer.produce(part).unwrap().encoded_len();
+        assert!(size <= limit, "a batch of {size} bytes, over {limit}");
+        points += part.point_count();
+    }
+    assert_eq!(points, interval.point_count());
+    // The point limit still holds on its own.
+    let by_points = its_exporter_otap::encode_parts(&interval, &[], 1000).unwrap();
+    assert_eq!(by_points.len(), 2, "200 sets of five points a batch");
+}

@@ -20,6 +20,7 @@ fn a_file_or_an_endpoint_is_taken_with_defaults() {
     let c = parse(&json!({"file": "out.bin"})).unwrap();
     assert_eq!(c.max_in_flight, 16);
     assert_eq!(c.max_batch_points, 16_384);
+    assert_eq!(c.max_batch_bytes, 3 << 20);
     let c = parse(&json!({
         "endpoint": "https://collector.example:4317",
         "grpc_compression": "gzip",
@@ -57,6 +58,16 @@ fn bad_values_name_the_field_and_the_way_out() {
         &json!({"endpoint": "http://h:1", "queue_capacity": 0}),
         &["queue_capacity"],
     );
+    for bytes in [0, 65_535, (1 << 30) + 1] {
+        refused(
+            &json!({"endpoint": "http://h:1", "max_batch_bytes": bytes}),
+            &[
+                "max_batch_bytes",
+                "65536 (64 KiB) to 1073741824 (1 GiB)",
+                "4 MiB",
+            ],
+        );
+    }
     refused(
         &json!({"file": "a", "max_batch_points": 65_537}),
         &["max_batch_points: 65537", "1 to 65536"],

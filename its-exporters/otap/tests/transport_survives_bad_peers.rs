@@ -44,6 +44,8 @@ enum Peer {
     EndsAfterOne,
     /// OK for every batch, 20 ms after it arrives.
     Slow,
+    /// Healthy, but takes messages of at most 64 KiB (tonic's limit, set low).
+    Limited,
     /// Healthy for streams opened with `authorization: Bearer TOKEN`; refuses the others
     /// with UNAUTHENTICATED before any batch is read, as an auth interceptor does.
     RequiresToken,
@@ -115,6 +117,9 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for FakeReceiver {
             if handler.peer == Peer::HealthyZstd {
                 grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Zstd);
             }
+            if handler.peer == Peer::Limited {
+                grpc = grpc.max_decoding_message_size(64 * 1024);
+            }
             Ok(grpc.streaming(handler, request).await)
         })
     }
@@ -159,7 +164,16 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
             batches.len() - 1
         };
         tokio::spawn(async move {
-            while let Some(Ok(bar)) = inbound.next().await {
+            while let Some(read) = inbound.next().await {
+                // A message it cannot read (over its size limit) ends the call with
+                // the reader's status, as grpc-go servers end it.
+                let bar = match read {
+                    Ok(bar) => bar,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
                 let schema_first = bar
                     .arrow_payloads
                     .first()
@@ -180,6 +194,7 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     Peer::Healthy
                     | Peer::HealthyGzip
                     | Peer::HealthyZstd
+                    | Peer::Limited
                     | Peer::RequiresToken
                     | Peer::Unavailable { .. } => {
                         vec![status(bar.batch_id, tonic::Code::Ok)]
@@ -538,6 +553,34 @@ fn what_a_peer_says_is_logged_escaped_and_cut_short() {
     for l in &logs {
         assert!(!l.contains(['\n', '\u{1b}']), "{l:?}");
     }
+}
+
+#[test]
+fn a_message_over_the_receivers_limit_is_logged_with_the_way_out() {
+    // 20,000 points make a 200 KB batch, over the receiver's 64 KiB: the stream
+    // breaks, the batch is retried, then dropped and counted, and the one log line
+    // says which setting to change.
+    let server = serve(Peer::Limited);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_retries = 1;
+        s.producer.compression = its_exporter_otap::IpcCompression::None;
+    });
+    run.push(1, 20_000);
+    wait_until("the batch dropped", || run.get(|s| &s.batches_dropped) == 1);
+    // A batch within the limit still goes through.
+    run.push(1, 100);
+    wait_until("the small batch acked", || {
+        run.get(|s| &s.batches_acked) == 1
+    });
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(2, 20_100);
+    assert_eq!(run.get(|s| &s.batches_retried), 1);
+    assert_eq!(
+        run.logged("lower `max_batch_bytes`, or raise the receiver's limit"),
+        1,
+        "{:?}",
+        run.logs
+    );
 }
 
 #[test]
