@@ -10,6 +10,7 @@ use arrow_array::{
 };
 use arrow_schema::DataType;
 use its_exporter_otap::{PayloadType, encode};
+use its_processors::model::{Point, Value};
 use its_processors::{Aggregator, Interval, Keep, Temporality};
 use metric_schema::{
     AttributeValue, Counter, Gauge, Histogram, Mmsc, Reporter, UpDownCounter, attribute_set,
@@ -590,31 +591,24 @@ fn an_interval_bigger_than_a_batch_splits_between_series() {
     drop(sets);
 }
 
-/// 65,540 points (13,108 series of five): one more metric row than a batch's u16 ids
-/// address, built directly as the aggregator's model.
-fn oversized_interval() -> Interval {
-    use its_processors::model::{Identity, Point, Series, Value};
+/// A delta interval over [0, 1] of `Kinds` series, built directly as the aggregator's
+/// model: one per `(name, points)`, its shard the series' index.
+fn model_interval(series: impl Iterator<Item = (String, Vec<Point>)>) -> Interval {
+    use its_processors::model::{Identity, Series};
     use metric_schema::{AttributeSet, MetricSet};
-    let series = (0..13_108)
-        .map(|i| Series {
+    let series = series
+        .zip(0..)
+        .map(|((name, points), i)| Series {
             descriptor: <Kinds as MetricSet>::DESCRIPTOR,
             identity: std::sync::Arc::new(Identity {
                 attributes: <Who as AttributeSet>::DESCRIPTOR,
-                values: vec![
-                    AttributeValue::Str(format!("s{i}").into()),
-                    AttributeValue::Int(i),
-                ],
+                values: vec![AttributeValue::Str(name.into()), AttributeValue::Int(i)],
                 core: None,
                 numa_node: None,
             }),
             start_unix_nanos: 0,
             end_unix_nanos: 1,
-            points: (0..5)
-                .map(|field| Point {
-                    field,
-                    value: Value::U64(1),
-                })
-                .collect(),
+            points,
         })
         .collect();
     Interval {
@@ -623,6 +617,20 @@ fn oversized_interval() -> Interval {
         temporality: Temporality::Delta,
         series,
     }
+}
+
+/// 65,540 points (13,108 series of five): one more metric row than a batch's u16 ids
+/// address.
+fn oversized_interval() -> Interval {
+    model_interval((0..13_108).map(|i| {
+        let points = (0..5)
+            .map(|field| Point {
+                field,
+                value: Value::U64(1),
+            })
+            .collect();
+        (format!("s{i}"), points)
+    }))
 }
 
 #[test]
@@ -686,10 +694,9 @@ fn merged_intervals_send_each_point_with_its_own_window() {
 
 /// `sets` series of `Kinds`, each with its five points: counters, a gauge, a summary
 /// and an exponential histogram of `buckets` positive buckets.
-fn histogram_heavy_interval(sets: i64, buckets: usize) -> Interval {
-    use its_processors::model::{Buckets, ExpHistogram, Identity, Point, Series, Value};
+fn histogram_heavy_interval(sets: usize, buckets: usize) -> Interval {
+    use its_processors::model::{Buckets, ExpHistogram};
     use metric_schema::snapshot::MmscValue;
-    use metric_schema::{AttributeSet, MetricSet};
     let histogram = |i: usize| ExpHistogram {
         scale: 3,
         count: (buckets * 2) as u64,
@@ -703,55 +710,25 @@ fn histogram_heavy_interval(sets: i64, buckets: usize) -> Interval {
         },
         negative: Buckets::default(),
     };
-    let series = (0..sets)
-        .map(|i| Series {
-            descriptor: <Kinds as MetricSet>::DESCRIPTOR,
-            identity: std::sync::Arc::new(Identity {
-                attributes: <Who as AttributeSet>::DESCRIPTOR,
-                values: vec![
-                    AttributeValue::Str(format!("set-{i}").into()),
-                    AttributeValue::Int(i),
-                ],
-                core: None,
-                numa_node: None,
-            }),
-            start_unix_nanos: 0,
-            end_unix_nanos: 1,
-            points: vec![
-                Point {
-                    field: 0,
-                    value: Value::U64(i as u64),
-                },
-                Point {
-                    field: 1,
-                    value: Value::I64(-i),
-                },
-                Point {
-                    field: 2,
-                    value: Value::F64(0.5),
-                },
-                Point {
-                    field: 3,
-                    value: Value::Histogram(Box::new(histogram(i as usize))),
-                },
-                Point {
-                    field: 4,
-                    value: Value::Mmsc(MmscValue {
-                        min: 1.0,
-                        max: 3.0,
-                        sum: 4.0,
-                        count: 2,
-                    }),
-                },
-            ],
-        })
-        .collect();
-    Interval {
-        start_unix_nanos: 0,
-        end_unix_nanos: 1,
-        temporality: Temporality::Delta,
-        series,
-    }
+    let point = |field, value| Point { field, value };
+    model_interval((0..sets).map(|i| {
+        let points = vec![
+            point(0, Value::U64(i as u64)),
+            point(1, Value::I64(-(i as i64))),
+            point(2, Value::F64(0.5)),
+            point(3, Value::Histogram(Box::new(histogram(i)))),
+            point(
+                4,
+                Value::Mmsc(MmscValue {
+                    min: 1.0,
+                    max: 3.0,
+                    sum: 4.0,
+                    count: 2,
+                }),
+            ),
+        ];
+        (format!("set-{i}"), points)
+    }))
 }
 
 #[test]
