@@ -865,17 +865,27 @@ fn a_retiring_stream_drains_its_batches_in_flight_before_handing_over() {
     assert!(streams.iter().all(|s| s[0] == (0, true)), "{streams:?}");
 }
 
-#[test]
-fn auto_compression_sends_zstd_messages_and_plain_ipc_bodies_where_they_are_taken() {
-    let auto = |s: &mut TransportSettings| {
+/// Six batches of three points through `auto` compression (no retries) to `peer`:
+/// every one delivered, whatever it refused, with no failure and no retry spent.
+fn deliver_with_auto_compression(peer: Peer) -> (Server, Run) {
+    let server = serve(peer);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
         s.grpc_compression = its_exporter_otap::GrpcCompression::Auto;
         s.ipc_compression_auto = true;
-    };
-    let server = serve(Peer::HealthyZstd);
-    let mut run = start(format!("http://127.0.0.1:{}", server.port), auto);
+        s.max_retries = 0;
+    });
     run.push(6, 3);
     run.close(Duration::from_secs(10));
     assert_eq!(run.get(|s| &s.batches_acked), 6, "{:?}", run.logs);
+    run.assert_conserved(6, 18);
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert_eq!(run.get(|s| &s.batches_retried), 0);
+    (server, run)
+}
+
+#[test]
+fn auto_compression_sends_zstd_messages_and_plain_ipc_bodies_where_they_are_taken() {
+    let (server, run) = deliver_with_auto_compression(Peer::HealthyZstd);
     assert_eq!(server.seen.streams.load(Ordering::SeqCst), 1);
     assert_eq!(
         *server.seen.encodings.lock().unwrap(),
@@ -889,19 +899,7 @@ fn auto_compression_sends_zstd_messages_and_plain_ipc_bodies_where_they_are_take
 fn auto_compression_falls_back_to_gzip_for_a_receiver_that_takes_gzip() {
     // As grpcio: zstd refused, gzip taken. The IPC bodies stay plain, since the
     // messages are still compressed.
-    let auto = |s: &mut TransportSettings| {
-        s.grpc_compression = its_exporter_otap::GrpcCompression::Auto;
-        s.ipc_compression_auto = true;
-        s.max_retries = 0;
-    };
-    let server = serve(Peer::HealthyGzip);
-    let mut run = start(format!("http://127.0.0.1:{}", server.port), auto);
-    run.push(6, 3);
-    run.close(Duration::from_secs(10));
-    assert_eq!(run.get(|s| &s.batches_acked), 6, "{:?}", run.logs);
-    run.assert_conserved(6, 18);
-    assert_eq!(run.get(|s| &s.stream_failures), 0);
-    assert_eq!(run.get(|s| &s.batches_retried), 0);
+    let (server, run) = deliver_with_auto_compression(Peer::HealthyGzip);
     assert_eq!(
         *server.seen.encodings.lock().unwrap(),
         [Some("zstd".into()), Some("gzip".into())]
@@ -922,19 +920,7 @@ fn auto_compression_falls_back_step_by_step_to_uncompressed_messages() {
     // tonic without zstd or gzip refuses the compressed streams with UNIMPLEMENTED:
     // the same batches go again gzip-compressed, then uncompressed with zstd IPC
     // bodies; no failure, no retry spent, one line logged per step.
-    let auto = |s: &mut TransportSettings| {
-        s.grpc_compression = its_exporter_otap::GrpcCompression::Auto;
-        s.ipc_compression_auto = true;
-        s.max_retries = 0;
-    };
-    let server = serve(Peer::Healthy);
-    let mut run = start(format!("http://127.0.0.1:{}", server.port), auto);
-    run.push(6, 3);
-    run.close(Duration::from_secs(10));
-    assert_eq!(run.get(|s| &s.batches_acked), 6, "{:?}", run.logs);
-    run.assert_conserved(6, 18);
-    assert_eq!(run.get(|s| &s.stream_failures), 0);
-    assert_eq!(run.get(|s| &s.batches_retried), 0);
+    let (server, run) = deliver_with_auto_compression(Peer::Healthy);
     assert_eq!(*server.seen.ipc_zstd.lock().unwrap(), [true; 6]);
     assert_eq!(
         *server.seen.encodings.lock().unwrap(),
