@@ -193,35 +193,45 @@ impl Producer {
         })
     }
 
-    fn payload(
+    /// `batch` with its dictionaries folded into the stream's (fresh ones when there
+    /// is no stream of `kind`), and those dictionaries. A column that outgrows its
+    /// keys gets wider ones: that is a new schema, so the stream is dropped and the
+    /// batch folded again into fresh dictionaries.
+    fn fold(
         &mut self,
         kind: PayloadType,
         batch: &RecordBatch,
-    ) -> Result<ArrowPayload, ArrowError> {
+    ) -> Result<(RecordBatch, Dictionaries), ArrowError> {
         let limit = self.options.u8_dictionary_limit;
-        let previous = self.streams.get(&kind).map(|s| s.fields.clone());
-        // Fold the batch's dictionaries into the stream's. A column that outgrows its
-        // keys gets wider ones: that is a new schema, so the stream is dropped and the
-        // batch folded again into fresh dictionaries.
-        let (batch, mut dictionaries) = loop {
+        loop {
             let mut dictionaries = self
                 .streams
                 .get_mut(&kind)
                 .map(|s| std::mem::take(&mut s.dictionaries))
                 .unwrap_or_default();
             match dictionaries.apply(kind, batch, &mut self.widths, limit)? {
-                Some(batch) => break (batch, dictionaries),
+                Some(batch) => return Ok((batch, dictionaries)),
                 None => {
                     self.streams.remove(&kind);
                 }
             }
-        };
+        }
+    }
+
+    fn payload(
+        &mut self,
+        kind: PayloadType,
+        batch: &RecordBatch,
+    ) -> Result<ArrowPayload, ArrowError> {
+        let original = batch;
+        let previous = self.streams.get(&kind).map(|s| s.fields.clone());
+        let (batch, mut dictionaries) = self.fold(kind, original)?;
         // A batch that lacks only optional columns of the stream keeps it, with those
         // columns all null: no schema reset for a column that comes and goes (an
         // interval without doubles, without gauges). One that does not fit (a new
         // column, wider keys) starts a new schema, which keeps the optional columns of
         // the one before.
-        let batch = match &previous {
+        let mut batch = match &previous {
             Some(fields) if same_shape(fields, batch.schema().fields()) => batch,
             Some(fields) => fit(&batch, fields, &mut dictionaries)
                 .or_else(|| {
@@ -230,6 +240,21 @@ impl Producer {
                 .unwrap_or(batch),
             None => batch,
         };
+        // A new schema is a new IPC stream, which sends its dictionaries whole: they
+        // start afresh with this batch's values (as after wider keys, which dropped the
+        // stream already), so that a reset costs this batch, not every value the stream
+        // has sent since it began.
+        if self.streams.contains_key(&kind)
+            && previous
+                .as_ref()
+                .is_some_and(|f| !same_shape(f, batch.schema().fields()))
+        {
+            self.streams.remove(&kind);
+            let fields = batch.schema().fields().clone();
+            let (fresh, mut fresh_dictionaries) = self.fold(kind, original)?;
+            batch = fit(&fresh, &fields, &mut fresh_dictionaries).unwrap_or(fresh);
+            dictionaries = fresh_dictionaries;
+        }
         let schema = batch.schema();
         let stream = match self.streams.entry(kind) {
             Entry::Occupied(entry) if same_shape(&entry.get().fields, schema.fields()) => {
@@ -237,9 +262,8 @@ impl Producer {
                 stream.dictionaries = dictionaries;
                 stream
             }
-            // A new schema: a new IPC stream under a new schema id. The dictionaries
-            // carry over from the stream before (all fresh after wider keys dropped
-            // it, above); the new writer sends them whole with this batch.
+            // A new schema: a new IPC stream under a new schema id. Its dictionaries
+            // hold this batch's values only (above); the new writer sends them whole.
             entry => {
                 // Buffers padded to 8 bytes, as the Go producer pads them, not to
                 // Arrow's 64-byte default: padding is never compressed, and with zstd

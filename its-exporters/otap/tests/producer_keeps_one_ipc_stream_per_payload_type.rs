@@ -481,6 +481,33 @@ fn a_new_schema_keeps_the_optional_columns_of_the_one_before() {
 }
 
 #[test]
+fn a_new_column_resets_with_the_dictionary_values_of_its_batch_only() {
+    // Four names, then `value` appears (a reset) in a batch naming one: the new stream
+    // sends that one name, not every name the stream had sent, so a reset costs what
+    // its batch holds; the next batch adds its name by a delta.
+    let mut producer = Producer::new(IpcCompression::None);
+    let (ids, read) = rounds(
+        &mut producer,
+        vec![
+            root(Some(&["a", "b", "c", "d"]), false),
+            root(Some(&["d"]), true),
+            root(Some(&["a"]), true),
+        ],
+    );
+    assert_eq!(ids, ["0", "1", "1"]);
+    let sent = |batch: &RecordBatch| -> Vec<String> {
+        let names = batch.column_by_name("name").unwrap().as_any_dictionary();
+        let values = names.values().as_string::<i32>();
+        values.iter().map(|v| v.unwrap().to_owned()).collect()
+    };
+    assert_eq!(sent(&read[0]), ["a", "b", "c", "d"]);
+    assert_eq!(sent(&read[1]), ["d"]);
+    assert_eq!(names_of(&read[1]).1, ["d"; 3]);
+    assert_eq!(sent(&read[2]), ["d", "a"]);
+    assert_eq!(names_of(&read[2]).1, ["a"; 3]);
+}
+
+#[test]
 fn a_reset_for_wider_keys_keeps_the_optional_columns_too() {
     let mut producer = Producer::new(its_exporter_otap::ProducerOptions {
         u8_dictionary_limit: 2,
