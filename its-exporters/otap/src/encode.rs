@@ -502,8 +502,9 @@ pub const MAX_ROWS_PER_BATCH: usize = 1 << 16;
 pub struct BatchLimits {
     /// Points (one metric row each), at most; capped at [`MAX_ROWS_PER_BATCH`].
     pub points: usize,
-    /// Bytes before compression, at most, as [`estimated_size`] reckons them plus
-    /// [`BATCH_RESERVE`] for the batch's schemas and IPC metadata: what keeps a batch
+    /// Bytes before compression, at most, as [`estimated_size`] reckons them, plus
+    /// the resource's attributes and [`BATCH_RESERVE`] for the batch's schemas and
+    /// IPC metadata: what keeps a batch
     /// under a receiver's message size limit (4 MiB for gRPC servers by default) when
     /// exponential histograms with many buckets make points big.
     pub bytes: usize,
@@ -523,33 +524,49 @@ impl From<usize> for BatchLimits {
 /// IPC message headers and padding, for every payload type.
 pub const BATCH_RESERVE: usize = 16 * 1024;
 
+/// A scope or resource attribute row: parent, key, type, and a slot in each value
+/// column (str key, int, double, bool), with their validity bits, rounded up.
+const ATTRIBUTE_ROW: usize = 32;
+
+/// A string a dictionary may have to carry: its bytes, its offset, and a key.
+fn text(s: &str) -> usize {
+    s.len() + 8
+}
+
+/// What an attribute adds: its row, its key and, for a string, its value.
+fn attribute(key: &str, value: &AttributeValue) -> usize {
+    ATTRIBUTE_ROW
+        + text(key)
+        + match value {
+            AttributeValue::Str(s) => text(s),
+            _ => 0,
+        }
+}
+
 /// A generous reckoning of what `series` adds to a batch before compression: its
 /// rows in the root, point and attribute tables, its bucket counts, and the strings
 /// its dictionaries may have to carry (names, descriptions, units, attribute keys and
-/// values), as on a stream's first batch. Later batches of a stream, which send only
-/// new dictionary values, come out smaller than this.
+/// values) as if none had been sent before. It runs above what the producer writes:
+/// a few percent for histograms with many buckets, about twice for counters with
+/// short names (whose batches the point limit caps first), more where series share
+/// their strings.
 pub fn estimated_size(series: &Series) -> usize {
     // Per point: a root row (ids, type, name/description/unit keys, temporality,
-    // monotonicity, resource and scope ids: about 20 bytes) and a number row (parent,
-    // two timestamps, one value in each of two columns: 34), rounded up.
+    // monotonicity, resource and scope ids: about 20 bytes) and a number row (id,
+    // parent, two timestamps, one value in each of two columns: 38), rounded up.
     const POINT: usize = 64;
     // The kept core or NUMA node: an attribute row per point (parent, key, type, int).
-    const KEPT: usize = 16;
-    // A scope attribute row (parent, key, type, a value in one of the value columns).
-    const ATTRIBUTE: usize = 24;
+    const KEPT: usize = 24;
     let identity = &series.identity;
     let kept =
         KEPT * (usize::from(identity.core.is_some()) + usize::from(identity.numa_node.is_some()));
-    let mut size = identity.values.len() * ATTRIBUTE + series.descriptor.name.len();
+    let mut size = text(series.descriptor.name);
     for (key, value) in identity.attributes.keys().iter().zip(&identity.values) {
-        size += key.key.len();
-        if let AttributeValue::Str(s) = value {
-            size += s.len();
-        }
+        size += attribute(key.key, value);
     }
     for point in &series.points {
         let field = &series.descriptor.fields[usize::from(point.field)];
-        size += POINT + kept + field.name.len() + field.brief.len() + field.unit.len();
+        size += POINT + kept + text(field.name) + text(field.brief) + text(field.unit);
         size += match &point.value {
             Value::U64(_) | Value::I64(_) | Value::F64(_) => 0,
             // count, sum, min, max
@@ -575,7 +592,12 @@ pub fn encode_parts(
 ) -> Result<Vec<MetricsTables>, EncodeError> {
     let limits = limits.into();
     let max_rows = limits.points.clamp(1, MAX_ROWS_PER_BATCH);
-    let max_bytes = limits.bytes.saturating_sub(BATCH_RESERVE);
+    // Every batch carries the resource's attributes.
+    let resource_size: usize = resource.iter().map(|(k, v)| attribute(k, v)).sum();
+    let max_bytes = limits
+        .bytes
+        .saturating_sub(BATCH_RESERVE)
+        .saturating_sub(resource_size);
     let series = sorted_series(interval);
     let mut parts = Vec::new();
     let (mut start, mut rows, mut bytes) = (0, 0, 0_usize);

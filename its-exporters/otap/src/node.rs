@@ -89,8 +89,9 @@ pub struct OtapConfig {
     /// compression, 9 after) at about 1.3 MiB uncompressed.
     pub max_batch_points: usize,
     /// Bytes per `BatchArrowRecords` before compression, at most, as the encoder
-    /// reckons them (generously: within a few percent above the real size): a bigger
-    /// interval goes out as several batches, split between series. The default, 3 MiB,
+    /// reckons them (above the real size: by a few percent for histograms with many
+    /// buckets, about twice for counters with short names): a bigger interval goes
+    /// out as several batches, split between series. The default, 3 MiB,
     /// stays under the 4 MiB gRPC servers take by default, where exponential
     /// histograms (up to 640 bucket counts each) make points big; raise it with the
     /// receiver's limit. 65536 to 1 GiB.

@@ -771,3 +771,85 @@ fn big_histograms_split_under_a_byte_limit_a_receiver_takes() {
     let by_points = its_exporter_otap::encode_parts(&interval, &[], 1000).unwrap();
     assert_eq!(by_points.len(), 2, "200 sets of five points a batch");
 }
+
+#[test]
+fn attribute_heavy_series_and_a_big_resource_stay_under_the_byte_limit() {
+    use its_exporter_otap::{BatchLimits, IpcCompression, Producer};
+    use its_processors::model::{Identity, Series};
+    use metric_schema::MetricSet;
+    use metric_schema::{AttributeField, AttributeType, AttributesDescriptor};
+    use prost::Message as _;
+    // 3,000 series of one counter, each with 40 unique short strings under one-letter
+    // keys, an int, a double and a bool: attribute rows and dictionary values, hardly
+    // any points; and a 20 KB resource attribute in every batch.
+    let field = |key: String, ty| AttributeField {
+        key: Box::leak(key.into_boxed_str()),
+        ty,
+        brief: "",
+    };
+    let keys = ('A'..='Z').chain('a'..='n');
+    let mut fields: Vec<AttributeField> = keys
+        .map(|k| field(k.to_string(), AttributeType::String))
+        .collect();
+    fields.push(field("n".into(), AttributeType::Int));
+    fields.push(field("x".into(), AttributeType::Double));
+    fields.push(field("f".into(), AttributeType::Bool));
+    let wide: &'static AttributesDescriptor = Box::leak(Box::new(AttributesDescriptor {
+        name: "test.otap.wide",
+        brief: "",
+        fields: Box::leak(fields.into_boxed_slice()),
+        rust_type: "Wide",
+    }));
+    let series = (0..3_000)
+        .map(|i: i64| {
+            let mut values: Vec<AttributeValue> = (0..40)
+                .map(|k| AttributeValue::Str(format!("{k}.{i}").into()))
+                .collect();
+            values.push(AttributeValue::Int(i));
+            values.push(AttributeValue::Double(i as f64 / 3.0));
+            values.push(AttributeValue::Bool(i % 2 == 0));
+            Series {
+                descriptor: <Kinds as MetricSet>::DESCRIPTOR,
+                identity: std::sync::Arc::new(Identity {
+                    attributes: wide,
+                    values,
+                    core: None,
+                    numa_node: None,
+                }),
+                start_unix_nanos: 0,
+                end_unix_nanos: 1,
+                points: vec![Point {
+                    field: 0,
+                    value: Value::U64(1),
+                }],
+            }
+        })
+        .collect();
+    let interval = Interval {
+        start_unix_nanos: 0,
+        end_unix_nanos: 1,
+        temporality: Temporality::Delta,
+        series,
+    };
+    let resource = [(
+        "service.name".to_string(),
+        AttributeValue::Str("r".repeat(20_000).into()),
+    )];
+    let limit = 2 << 20;
+    let limits = BatchLimits {
+        points: 1 << 16,
+        bytes: limit,
+    };
+    let parts = its_exporter_otap::encode_parts(&interval, &resource, limits).unwrap();
+    assert!(parts.len() > 2, "{} parts", parts.len());
+    let mut producer = Producer::new(IpcCompression::None);
+    for part in &parts {
+        let size = producer.produce(part).unwrap().encoded_len();
+        assert!(size <= limit, "a batch of {size} bytes, over {limit}");
+    }
+    let points: usize = parts
+        .iter()
+        .map(its_exporter_otap::MetricsTables::point_count)
+        .sum();
+    assert_eq!(points, 3_000);
+}
