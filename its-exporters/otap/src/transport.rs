@@ -1032,14 +1032,17 @@ fn status_text(status: &tonic::Status) -> String {
 }
 
 /// Whether `status` says a message was over the receiver's size limit: tonic answers
-/// OUT_OF_RANGE "Error, decoded message length too large", grpc-go and grpcio
-/// RESOURCE_EXHAUSTED "received message larger than max".
+/// OUT_OF_RANGE "Error, decoded message length too large" (RESOURCE_EXHAUSTED "Error
+/// decompressing: size limit, of N bytes, exceeded" for a compressed one), grpc-go
+/// and grpcio RESOURCE_EXHAUSTED "received message larger than max".
 fn too_large(status: &tonic::Status) -> bool {
     let text = status.message().to_ascii_lowercase();
     matches!(
         status.code(),
         tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
-    ) && (text.contains("too large") || text.contains("larger than"))
+    ) && ["too large", "larger than", "size limit"]
+        .iter()
+        .any(|words| text.contains(words))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -24,7 +24,8 @@ use tokio_stream::StreamExt;
 enum Peer {
     /// OK for every batch.
     Healthy,
-    /// OK for every batch, and takes gzip-compressed messages (the others do not).
+    /// OK for every batch, and takes gzip-compressed messages (of the others, only
+    /// `Limited` does).
     HealthyGzip,
     /// OK for every batch, and takes zstd-compressed messages.
     HealthyZstd,
@@ -44,7 +45,8 @@ enum Peer {
     EndsAfterOne,
     /// OK for every batch, 20 ms after it arrives.
     Slow,
-    /// Healthy, but takes messages of at most 64 KiB (tonic's limit, set low).
+    /// Healthy, but takes messages of at most 64 KiB (tonic's limit, set low), plain
+    /// or gzip-compressed (the limit then holds for the decompressed message).
     Limited,
     /// Healthy for streams opened with `authorization: Bearer TOKEN`; refuses the others
     /// with UNAUTHENTICATED before any batch is read, as an auth interceptor does.
@@ -111,7 +113,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for FakeReceiver {
         Box::pin(async move {
             let codec = tonic_prost::ProstCodec::<BatchStatus, BatchArrowRecords>::default();
             let mut grpc = tonic::server::Grpc::new(codec);
-            if handler.peer == Peer::HealthyGzip {
+            if matches!(handler.peer, Peer::HealthyGzip | Peer::Limited) {
                 grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip);
             }
             if handler.peer == Peer::HealthyZstd {
@@ -557,30 +559,36 @@ fn what_a_peer_says_is_logged_escaped_and_cut_short() {
 
 #[test]
 fn a_message_over_the_receivers_limit_is_logged_with_the_way_out() {
-    // 20,000 points make a 200 KB batch, over the receiver's 64 KiB: the stream
-    // breaks, the batch is retried, then dropped and counted, and the one log line
-    // says which setting to change.
+    // 20,000 points make a 200 KB batch, over the receiver's 64 KiB (decompressed, when
+    // the message is gzip-compressed): the stream breaks, the batch is retried, then
+    // dropped and counted, and the one log line says which setting to change.
     let server = serve(Peer::Limited);
-    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
-        s.max_retries = 1;
-        s.producer.compression = its_exporter_otap::IpcCompression::None;
-    });
-    run.push(1, 20_000);
-    wait_until("the batch dropped", || run.get(|s| &s.batches_dropped) == 1);
-    // A batch within the limit still goes through.
-    run.push(1, 100);
-    wait_until("the small batch acked", || {
-        run.get(|s| &s.batches_acked) == 1
-    });
-    run.close(Duration::from_millis(100));
-    run.assert_conserved(2, 20_100);
-    assert_eq!(run.get(|s| &s.batches_retried), 1);
-    assert_eq!(
-        run.logged("lower `max_batch_bytes`, or raise the receiver's limit"),
-        1,
-        "{:?}",
-        run.logs
-    );
+    for compression in [
+        its_exporter_otap::GrpcCompression::None,
+        its_exporter_otap::GrpcCompression::Gzip,
+    ] {
+        let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+            s.max_retries = 1;
+            s.grpc_compression = compression;
+            s.producer.compression = its_exporter_otap::IpcCompression::None;
+        });
+        run.push(1, 20_000);
+        wait_until("the batch dropped", || run.get(|s| &s.batches_dropped) == 1);
+        // A batch within the limit still goes through.
+        run.push(1, 100);
+        wait_until("the small batch acked", || {
+            run.get(|s| &s.batches_acked) == 1
+        });
+        run.close(Duration::from_millis(100));
+        run.assert_conserved(2, 20_100);
+        assert_eq!(run.get(|s| &s.batches_retried), 1);
+        assert_eq!(
+            run.logged("lower `max_batch_bytes`, or raise the receiver's limit"),
+            1,
+            "{compression:?}: {:?}",
+            run.logs
+        );
+    }
 }
 
 #[test]
