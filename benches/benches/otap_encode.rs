@@ -444,6 +444,15 @@ fn wire_sizes_of(label: &str, intervals: &[Interval]) {
     let mut ipc_plain = Producer::new(IpcCompression::None);
     let (mut otap_ipc_zstd, mut otap_double, mut otap_message_zstd) = (0, 0, 0);
     let (mut otlp_zstd, mut values) = (0, 0);
+    // gzip, which `auto` falls back to where zstd messages are refused (level 6, as
+    // gRPC implementations use): over plain IPC, over zstd IPC, and over OTLP.
+    let (mut gzip_plain, mut gzip_ipc_zstd, mut otlp_gzip) = (0, 0, 0);
+    let gzip = |bytes: &[u8]| {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        encoder.write_all(bytes).expect("compresses");
+        encoder.finish().expect("compresses").len()
+    };
     for (n, interval) in intervals.iter().enumerate() {
         let tables = encode(interval, &resource).expect("encodes");
         let a = ipc_zstd.produce(&tables).expect("produces").encode_to_vec();
@@ -462,6 +471,9 @@ fn wire_sizes_of(label: &str, intervals: &[Interval]) {
         otap_double += zstd(&a, 3).len();
         otap_message_zstd += zstd(&b, 3).len();
         otlp_zstd += zstd(&request, 3).len();
+        gzip_plain += gzip(&b);
+        gzip_ipc_zstd += gzip(&a);
+        otlp_gzip += gzip(&request);
         let mut packed = Vec::new();
         values_alone(interval, &mut packed);
         values += zstd(&packed, 19).len();
@@ -472,7 +484,8 @@ fn wire_sizes_of(label: &str, intervals: &[Interval]) {
         "wire size, {label} ({} points per batch, {batches} batches), \
          bytes per point: OTAP IPC zstd {:.2}, OTAP IPC zstd + message zstd {:.2}, \
          OTAP IPC plain + message zstd {:.2}, OTLP + message zstd {:.2}, values alone (packed, zstd 19) {:.2}; \
-         OTAP/OTLP = {:.2} (IPC zstd), {:.2} (both), {:.2} (message zstd); values alone/OTLP = {:.2}",
+         OTAP/OTLP = {:.2} (IPC zstd), {:.2} (both), {:.2} (message zstd); values alone/OTLP = {:.2}; \
+         with gzip messages instead: OTAP IPC plain {:.2}, OTAP IPC zstd {:.2}, OTLP {:.2}",
         points / batches,
         per(otap_ipc_zstd),
         per(otap_double),
@@ -483,6 +496,9 @@ fn wire_sizes_of(label: &str, intervals: &[Interval]) {
         ratio(otap_double),
         ratio(otap_message_zstd),
         ratio(values),
+        per(gzip_plain),
+        per(gzip_ipc_zstd),
+        per(otlp_gzip),
     );
 }
 
