@@ -1,12 +1,13 @@
 //! Bad configuration gets an error, never a panic: every file in `configs/`, broken in
 //! many seeded ways (lines dropped, repeated, swapped or re-indented, values replaced
-//! by hostile ones, the text cut short), is parsed and planned. Each outcome must be a
+//! by hostile ones, the text cut short; and, as often, one value only, so that the
+//! nodes' own checks see it), is parsed and planned. Each outcome must be a
 //! plan or errors that name the file; a panic fails the test with the mutated text,
 //! which the seed reproduces.
 
 use std::path::{Path, PathBuf};
 
-/// Mutated variants of each configuration.
+/// Mutated variants of each configuration, of each kind (any edit; one value).
 const CASES_PER_FILE: u64 = 400;
 
 /// Values a careless or hostile edit puts where a scalar was.
@@ -96,13 +97,16 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
                 }
             }
             4 | 5 => {
-                // A value replaced: after `key: `, or a list item.
+                // A value replaced: after `key: `, a list item, or a block (`key:`)
+                // turned into a scalar.
                 let value = HOSTILE[rng.below(HOSTILE.len())];
-                let line = &lines[i];
+                let line = lines[i].trim_end();
                 if let Some(at) = line.find(": ") {
                     lines[i] = format!("{}: {value}", &line[..at]);
                 } else if let Some(at) = line.find("- ") {
                     lines[i] = format!("{}- {value}", &line[..at]);
+                } else if line.ends_with(':') {
+                    lines[i] = format!("{line} {value}");
                 } else {
                     lines[i] = format!("{line}: {value}");
                 }
@@ -118,6 +122,24 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
                 lines = joined.lines().map(str::to_owned).collect();
             }
         }
+    }
+    lines.join("\n")
+}
+
+/// One scalar value (after `key: `) replaced by a hostile one, the structure kept:
+/// what reaches the nodes' own configuration checks.
+fn mutate_value(text: &str, rng: &mut Rng) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let scalars: Vec<usize> = (0..lines.len())
+        .filter(|i| {
+            let line = lines[*i].trim_start();
+            !line.starts_with('#') && line.contains(": ")
+        })
+        .collect();
+    if let Some(&i) = scalars.get(rng.below(scalars.len())) {
+        let at = lines[i].find(": ").expect("a scalar line");
+        let value = HOSTILE[rng.below(HOSTILE.len())];
+        lines[i] = format!("{}: {value}", &lines[i][..at]);
     }
     lines.join("\n")
 }
@@ -145,9 +167,14 @@ fn mutated_configurations_get_errors_not_panics() {
     let mut panics = Vec::new();
     for (f, file) in files.iter().enumerate() {
         let text = std::fs::read_to_string(file).expect("a config file");
-        for case in 0..CASES_PER_FILE {
+        for case in 0..2 * CASES_PER_FILE {
             let seed = ((f as u64) << 32 | case) + 1;
-            let mutated = mutate(&text, &mut Rng(seed));
+            // Half the cases break anything, half only a value.
+            let mutated = if case < CASES_PER_FILE {
+                mutate(&text, &mut Rng(seed))
+            } else {
+                mutate_value(&text, &mut Rng(seed))
+            };
             let outcome = std::panic::catch_unwind(|| {
                 let config = pipelines::parse(file, &mutated)?;
                 pipelines::plan(file, &mutated, &config, machine.clone())
