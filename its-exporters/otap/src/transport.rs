@@ -719,6 +719,7 @@ impl Transport {
         };
 
         let retire_at = tokio::time::Instant::now() + self.settings.max_stream_lifetime;
+        let mut answered = false;
         loop {
             // A stream past its lifetime takes no new batch and ends once answered.
             let retiring = tokio::time::Instant::now() >= retire_at;
@@ -762,6 +763,7 @@ impl Transport {
                             self.fail_in_flight(in_flight, retryable);
                             return StreamEnd::Failed;
                         }
+                        answered = true;
                         *backoff = self.settings.initial_backoff;
                     }
                     Ok(None) => {
@@ -773,7 +775,9 @@ impl Transport {
                         self.fail_in_flight(in_flight, true);
                         return StreamEnd::Failed;
                     }
-                    Err(status) if self.compression_refused_by(&status) => {
+                    // A receiver that answered has read our messages: a later status
+                    // naming the encoding is no refusal of it.
+                    Err(status) if !answered && self.compression_refused_by(&status) => {
                         self.give_back(in_flight);
                         return StreamEnd::Idle;
                     }
@@ -987,8 +991,10 @@ async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// What a peer wrote, fit for one log line: control characters escaped (a newline or a
-/// terminal escape cannot forge or hide lines) and at most `PEER_TEXT_MAX` bytes kept.
+/// What a peer wrote, fit for one log line: control characters, line separators and
+/// bidirectional overrides escaped, and backslashes doubled (a newline or a terminal
+/// escape cannot forge or hide lines, nor pass for an escaped one), cut after about
+/// `PEER_TEXT_MAX` bytes with the count of the rest.
 fn peer_text(text: &str) -> String {
     const PEER_TEXT_MAX: usize = 512;
     let mut out = String::with_capacity(text.len().min(PEER_TEXT_MAX + 32));
@@ -997,7 +1003,13 @@ fn peer_text(text: &str) -> String {
             let _ = write!(out, "... ({} more bytes)", text.len() - i);
             break;
         }
-        if c.is_control() {
+        let hidden = matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        );
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if c.is_control() || hidden {
             out.extend(c.escape_default());
         } else {
             out.push(c);

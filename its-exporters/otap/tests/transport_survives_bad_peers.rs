@@ -45,6 +45,9 @@ enum Peer {
     EndsAfterOne,
     /// OK for every batch, 20 ms after it arrives.
     Slow,
+    /// Takes zstd messages; on its first stream answers the first batch, then ends the
+    /// stream with a status that names zstd, as a refusal would.
+    AcksThenNamesZstd,
     /// Healthy, but takes messages of at most 64 KiB (tonic's limit, set low), plain
     /// or gzip-compressed (the limit then holds for the decompressed message).
     Limited,
@@ -53,11 +56,11 @@ enum Peer {
     RequiresToken,
 }
 
-/// What `Peer::InvalidArgumentNoisily` says: 100 KB, with a forged log line and a
-/// terminal escape in it.
+/// What `Peer::InvalidArgumentNoisily` says: 100 KB, with a forged log line, a
+/// terminal escape, a line separator and a backslash-n that is not a newline in it.
 fn noise() -> String {
     format!(
-        "bad batch\nexporter:otap: all is well\u{1b}[2J{}",
+        "bad batch\nexporter:otap: all is well\u{1b}[2J\u{2028}\\n{}",
         "x".repeat(100_000)
     )
 }
@@ -116,7 +119,7 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for FakeReceiver {
             if matches!(handler.peer, Peer::HealthyGzip | Peer::Limited) {
                 grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip);
             }
-            if handler.peer == Peer::HealthyZstd {
+            if matches!(handler.peer, Peer::HealthyZstd | Peer::AcksThenNamesZstd) {
                 grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Zstd);
             }
             if handler.peer == Peer::Limited {
@@ -186,6 +189,11 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                 }
                 let answers = match peer {
                     Peer::ClosesStream => return,
+                    Peer::AcksThenNamesZstd if stream_no == 0 && bar.batch_id > 0 => {
+                        let refusal = "Content is compressed with `zstd` which isn't supported";
+                        let _ = tx.send(Err(tonic::Status::unimplemented(refusal))).await;
+                        return;
+                    }
                     Peer::Unavailable { streams } if stream_no < streams => {
                         vec![status(bar.batch_id, tonic::Code::Unavailable)]
                     }
@@ -196,6 +204,7 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     Peer::Healthy
                     | Peer::HealthyGzip
                     | Peer::HealthyZstd
+                    | Peer::AcksThenNamesZstd
                     | Peer::Limited
                     | Peer::RequiresToken
                     | Peer::Unavailable { .. } => {
@@ -547,13 +556,13 @@ fn what_a_peer_says_is_logged_escaped_and_cut_short() {
         .find(|l| l.contains("answered InvalidArgument"))
         .unwrap_or_else(|| panic!("{logs:?}"));
     assert!(
-        line.contains("bad batch\\nexporter:otap: all is well\\u{1b}[2J"),
+        line.contains(r"bad batch\nexporter:otap: all is well\u{1b}[2J\u{2028}\\n"),
         "{line}"
     );
     assert!(line.contains("more bytes)"), "{line}");
     assert!(line.len() < 1_000, "{} bytes", line.len());
     for l in &logs {
-        assert!(!l.contains(['\n', '\u{1b}']), "{l:?}");
+        assert!(!l.contains(['\n', '\u{1b}', '\u{2028}']), "{l:?}");
     }
 }
 
@@ -921,6 +930,30 @@ fn auto_compression_falls_back_to_gzip_for_a_receiver_that_takes_gzip() {
     );
     assert_eq!(run.logged("sending them gzip-compressed from now on"), 1);
     assert_eq!(run.logs.lock().unwrap().len(), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn auto_compression_keeps_zstd_when_the_receiver_answered_before_naming_it() {
+    // A receiver that acked a zstd-compressed batch has read zstd: a status naming
+    // zstd later on that stream is a broken stream (retried, counted), not a refusal
+    // that would turn compression down for good.
+    let server = serve(Peer::AcksThenNamesZstd);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.grpc_compression = its_exporter_otap::GrpcCompression::Auto;
+        s.ipc_compression_auto = true;
+        s.max_in_flight = 1;
+    });
+    run.push(3, 1);
+    run.close(Duration::from_secs(10));
+    assert_eq!(run.get(|s| &s.batches_acked), 3, "{:?}", run.logs);
+    run.assert_conserved(3, 3);
+    assert_eq!(run.get(|s| &s.stream_failures), 1);
+    assert_eq!(
+        *server.seen.encodings.lock().unwrap(),
+        [Some("zstd".into()), Some("zstd".into())]
+    );
+    assert_eq!(run.logged("does not take"), 0, "{:?}", run.logs);
+    assert_eq!(run.logged("broke"), 1, "{:?}", run.logs);
 }
 
 #[test]
