@@ -173,6 +173,8 @@ struct Job {
     tables: MetricsTables,
     points: u64,
     attempts: u32,
+    /// Bytes of its last `BatchArrowRecords` (0 before the first send).
+    size: u64,
 }
 
 /// What the node and the transport thread share.
@@ -267,6 +269,7 @@ impl TransportHandle {
                 points: tables.point_count() as u64,
                 tables,
                 attempts: 0,
+                size: 0,
             })
             .collect();
         let dropped = {
@@ -786,7 +789,15 @@ impl Transport {
                         self.log.warn(Problem::Broken, || {
                             format!("stream to {endpoint} broke: {}", status_text(&status))
                         });
-                        self.fail_in_flight(in_flight, true);
+                        match size_limit(&status) {
+                            // Over the receiver's limit, a batch would break the next
+                            // stream too, with the batches in flight beside it: it
+                            // alone is dropped, the others go again.
+                            Some(limit) => {
+                                self.fail_in_flight_by(in_flight, |job| job.size <= limit);
+                            }
+                            None => self.fail_in_flight(in_flight, true),
+                        }
                         return StreamEnd::Failed;
                     }
                 },
@@ -876,7 +887,7 @@ impl Transport {
             }
             bump(&self.shared.stats.batches_sent, 1);
             bump(&self.shared.stats.bytes_sent, size);
-            in_flight.insert(id, (job, tokio::time::Instant::now()));
+            in_flight.insert(id, (Job { size, ..job }, tokio::time::Instant::now()));
         }
     }
 
@@ -943,7 +954,20 @@ impl Transport {
         in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
         retryable: bool,
     ) {
-        self.end_in_flight(in_flight, |t, job| t.requeue(job, retryable));
+        self.fail_in_flight_by(in_flight, |_| retryable);
+    }
+
+    /// The stream failed: every unanswered batch is retried (oldest first) if
+    /// `retryable` says so and it has retries left, or dropped.
+    fn fail_in_flight_by(
+        &mut self,
+        in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
+        retryable: impl Fn(&Job) -> bool,
+    ) {
+        self.end_in_flight(in_flight, |t, job| {
+            let retry = retryable(&job);
+            t.requeue(job, retry);
+        });
         if self.past_deadline() {
             self.give_up();
         }
@@ -1041,6 +1065,22 @@ fn status_text(status: &tonic::Status) -> String {
         );
     }
     text
+}
+
+/// The receiver's message size limit, when `status` says a message was over it and
+/// names the limit last, as tonic, grpc-go and grpcio do ("the limit is: 4194304
+/// bytes", "size limit, of 4194304 bytes, exceeded", "(5000000 vs. 4194304)").
+fn size_limit(status: &tonic::Status) -> Option<u64> {
+    if !too_large(status) {
+        return None;
+    }
+    status
+        .message()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|word| !word.is_empty())
+        .next_back()?
+        .parse()
+        .ok()
 }
 
 /// Whether `status` says a message was over the receiver's size limit: tonic answers

@@ -569,8 +569,9 @@ fn what_a_peer_says_is_logged_escaped_and_cut_short() {
 #[test]
 fn a_message_over_the_receivers_limit_is_logged_with_the_way_out() {
     // 20,000 points make a 200 KB batch, over the receiver's 64 KiB (decompressed, when
-    // the message is gzip-compressed): the stream breaks, the batch is retried, then
-    // dropped and counted, and the one log line says which setting to change.
+    // the message is gzip-compressed): the stream breaks, and the batch, over the
+    // limit the receiver names, is dropped without a retry and counted; the one log
+    // line says which setting to change.
     let server = serve(Peer::Limited);
     for compression in [
         its_exporter_otap::GrpcCompression::None,
@@ -590,7 +591,7 @@ fn a_message_over_the_receivers_limit_is_logged_with_the_way_out() {
         });
         run.close(Duration::from_millis(100));
         run.assert_conserved(2, 20_100);
-        assert_eq!(run.get(|s| &s.batches_retried), 1);
+        assert_eq!(run.get(|s| &s.batches_retried), 0);
         assert_eq!(
             run.logged("lower `max_batch_bytes`, or raise the receiver's limit"),
             1,
@@ -598,6 +599,29 @@ fn a_message_over_the_receivers_limit_is_logged_with_the_way_out() {
             run.logs
         );
     }
+}
+
+#[test]
+fn a_batch_over_the_receivers_limit_is_dropped_alone() {
+    // Small, big, small in one window: the big one breaks the stream, and the
+    // receiver names its limit. The big one would break every stream it went on, with
+    // the batches beside it: it is dropped at once, and the small ones go again.
+    let server = serve(Peer::Limited);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_retries = 3;
+        s.producer.compression = its_exporter_otap::IpcCompression::None;
+    });
+    run.push(1, 100);
+    run.push(1, 20_000);
+    run.push(1, 100);
+    run.close(Duration::from_secs(10));
+    run.assert_conserved(3, 20_200);
+    assert_eq!(run.get(|s| &s.batches_acked), 2, "{:?}", run.logs);
+    assert_eq!(run.get(|s| &s.batches_dropped), 1);
+    assert_eq!(run.get(|s| &s.points_dropped), 20_000);
+    // The small batch after the big one went again at most once; the big one never.
+    assert!(run.get(|s| &s.batches_retried) <= 1, "{:?}", run.stats);
+    assert_eq!(run.get(|s| &s.stream_failures), 1);
 }
 
 #[test]
