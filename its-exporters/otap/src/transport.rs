@@ -785,19 +785,7 @@ impl Transport {
                         return StreamEnd::Idle;
                     }
                     Err(status) => {
-                        let endpoint = &self.settings.endpoint;
-                        self.log.warn(Problem::Broken, || {
-                            format!("stream to {endpoint} broke: {}", status_text(&status))
-                        });
-                        match size_limit(&status) {
-                            // Over the receiver's limit, a batch would break the next
-                            // stream too, with the batches in flight beside it: it
-                            // alone is dropped, the others go again.
-                            Some(limit) => {
-                                self.fail_in_flight_by(in_flight, |job| job.size <= limit);
-                            }
-                            None => self.fail_in_flight(in_flight, true),
-                        }
+                        self.broken(&status, in_flight);
                         return StreamEnd::Failed;
                     }
                 },
@@ -811,6 +799,24 @@ impl Transport {
                     }
                 }
             }
+        }
+    }
+
+    /// The stream ended with `status`: logged once, and its batches retried, but for
+    /// those over a size limit the receiver names, which would break the next stream
+    /// too, with the batches in flight beside them: they are dropped.
+    fn broken(
+        &mut self,
+        status: &tonic::Status,
+        in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
+    ) {
+        let endpoint = &self.settings.endpoint;
+        self.log.warn(Problem::Broken, || {
+            format!("stream to {endpoint} broke: {}", status_text(status))
+        });
+        match size_limit(status) {
+            Some(limit) => self.fail_in_flight_by(in_flight, |job| job.size <= limit),
+            None => self.fail_in_flight(in_flight, true),
         }
     }
 
@@ -1077,8 +1083,7 @@ fn size_limit(status: &tonic::Status) -> Option<u64> {
     status
         .message()
         .split(|c: char| !c.is_ascii_digit())
-        .filter(|word| !word.is_empty())
-        .next_back()?
+        .rfind(|word| !word.is_empty())?
         .parse()
         .ok()
 }
