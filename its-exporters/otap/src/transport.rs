@@ -1074,8 +1074,9 @@ fn status_text(status: &tonic::Status) -> String {
 }
 
 /// The receiver's message size limit, when `status` says a message was over it and
-/// names the limit last, as tonic, grpc-go and grpcio do ("the limit is: 4194304
-/// bytes", "size limit, of 4194304 bytes, exceeded", "(5000000 vs. 4194304)").
+/// names the limit last in bytes, as tonic, grpc-go and grpcio do ("the limit is:
+/// 4194304 bytes", "size limit, of 4194304 bytes, exceeded", "(5000000 vs.
+/// 4194304)"). A number under 1 KiB is no byte count (say "4 MiB"): unknown then.
 fn size_limit(status: &tonic::Status) -> Option<u64> {
     if !too_large(status) {
         return None;
@@ -1086,6 +1087,7 @@ fn size_limit(status: &tonic::Status) -> Option<u64> {
         .rfind(|word| !word.is_empty())?
         .parse()
         .ok()
+        .filter(|limit| *limit >= 1024)
 }
 
 /// Whether `status` says a message was over the receiver's size limit: tonic answers
@@ -1159,5 +1161,31 @@ impl Default for TransportSettings {
             headers: Vec::new(),
             log: LogSink::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_limits_are_read_from_what_receivers_say() {
+        use tonic::Code::{OutOfRange, ResourceExhausted, Unavailable};
+        let limit = |code, message: &str| size_limit(&tonic::Status::new(code, message));
+        let tonic = "Error, decoded message length too large: found 200370 bytes, the limit is: 65536 bytes";
+        assert_eq!(limit(OutOfRange, tonic), Some(65_536));
+        let compressed =
+            "Error decompressing: size limit, of 65536 bytes, exceeded while decompressing message";
+        assert_eq!(limit(ResourceExhausted, compressed), Some(65_536));
+        let go = "grpc: received message larger than max (5000000 vs. 4194304)";
+        assert_eq!(limit(ResourceExhausted, go), Some(4_194_304));
+        // No byte count, or not about size: unknown, so every batch is retried.
+        assert_eq!(
+            limit(ResourceExhausted, "message larger than max of 4 MiB"),
+            None
+        );
+        assert_eq!(limit(ResourceExhausted, "message too large"), None);
+        assert_eq!(limit(ResourceExhausted, "quota exhausted for 60 s"), None);
+        assert_eq!(limit(Unavailable, go), None);
     }
 }
