@@ -504,9 +504,9 @@ pub struct BatchLimits {
     pub points: usize,
     /// Bytes before compression, at most, as [`estimated_size`] reckons them, plus
     /// the resource's attributes and [`BATCH_RESERVE`] for the batch's schemas and
-    /// IPC metadata: what keeps a batch
-    /// under a receiver's message size limit (4 MiB for gRPC servers by default) when
-    /// exponential histograms with many buckets make points big.
+    /// IPC metadata: what keeps a batch under a receiver's message size limit (4 MiB
+    /// for gRPC servers by default) when exponential histograms with many buckets make
+    /// points big.
     pub bytes: usize,
 }
 
