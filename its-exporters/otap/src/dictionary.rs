@@ -207,11 +207,11 @@ impl Dictionaries {
         }
         // A column this stream has not seen yet (a new schema keeping the optional
         // columns of the one before) starts with no values.
-        if !self.columns.contains_key(path) {
-            self.columns
-                .insert(path.to_owned(), ColumnDictionary::default());
-        }
-        let values = self.columns.get_mut(path)?.values_array();
+        let values = self
+            .columns
+            .entry(path.to_owned())
+            .or_default()
+            .values_array();
         let array: ArrayRef = match **key {
             DataType::UInt8 => Arc::new(
                 DictionaryArray::<UInt8Type>::try_new(UInt8Array::new_null(len), values).ok()?,

@@ -1050,8 +1050,10 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
             )
         });
         if doubles < is_double.len() {
-            for (b, d) in number_bits.iter_mut().zip(&is_double) {
-                *b &= i64::from(*d) - 1; // 0 for doubles, the bits for integers
+            if doubles > 0 {
+                for (b, d) in number_bits.iter_mut().zip(&is_double) {
+                    *b &= i64::from(*d) - 1; // 0 for doubles, the bits for integers
+                }
             }
             fields.push(Field::new("int_value", DataType::Int64, true));
             columns.push(Arc::new(Int64Array::new(number_bits.into(), int_nulls)));

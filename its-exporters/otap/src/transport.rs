@@ -681,11 +681,11 @@ impl Transport {
             _ => None,
         };
         let next = match self.auto {
-            Some(_) => "gzip-compressed".to_owned(),
+            Some(_) => "gzip-compressed",
             None if self.settings.ipc_compression_auto => {
-                "uncompressed, with zstd Arrow IPC bodies,".to_owned()
+                "uncompressed, with zstd Arrow IPC bodies,"
             }
-            None => "uncompressed".to_owned(),
+            None => "uncompressed",
         };
         self.log.error(&format!(
             "{} does not take {refused}-compressed gRPC messages ({}); sending them {next} from now on (set `grpc_compression` to choose)",
