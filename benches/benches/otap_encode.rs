@@ -502,9 +502,48 @@ fn wire_sizes_of(label: &str, intervals: &[Interval]) {
     );
 }
 
+/// `intervals` with only the points `keep` takes (and the series left with any).
+fn only(intervals: &[Interval], keep: fn(&Value) -> bool) -> Vec<Interval> {
+    intervals
+        .iter()
+        .map(|interval| {
+            let mut interval = interval.clone();
+            for series in &mut interval.series {
+                series.points.retain(|p| keep(&p.value));
+            }
+            interval.series.retain(|s| !s.points.is_empty());
+            interval
+        })
+        .collect()
+}
+
+/// The wire sizes of the large interval's points of each kind alone: where OTAP's
+/// columns win over OTLP and where they lose.
+fn wire_sizes_by_kind(decades: u32) {
+    let intervals: Vec<Interval> = (0..=8)
+        .map(|b| interval(64, 7 + b, decades, Keep::default()))
+        .collect();
+    let kinds: [(&str, fn(&Value) -> bool); 3] = [
+        ("counters and gauges", |v| {
+            matches!(v, Value::U64(_) | Value::I64(_) | Value::F64(_))
+        }),
+        ("min/max/sum/count", |v| matches!(v, Value::Mmsc(_))),
+        ("exponential histograms", |v| matches!(v, Value::Histogram(_))),
+    ];
+    for (kind, keep) in kinds {
+        wire_sizes_of(
+            &format!("large interval, values over {decades} decades, {kind} only"),
+            &only(&intervals, keep),
+        );
+    }
+}
+
 fn otap_encode(c: &mut Criterion) {
     for decades in [6, 3, 1, 0] {
         wire_sizes("large interval", 64, 8, decades);
+    }
+    for decades in [6, 1] {
+        wire_sizes_by_kind(decades);
     }
     wire_sizes("small interval", 2, 32, 6);
     for cores in [1, 8, 32] {
