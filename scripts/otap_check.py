@@ -105,7 +105,7 @@ def batch_status(batch_id, code=0, message=""):
     return out
 
 
-TS = pa.timestamp("ns")
+TS = pa.timestamp("ns", tz="UTC")
 BUCKETS = pa.struct([("offset", pa.int32()), ("bucket_counts", pa.list_(pa.uint64()))])
 ATTRS = {"parent_id": (pa.uint16(), True), "key": (pa.string(), True), "type": (pa.uint8(), True),
          "str": (pa.string(), False), "int": (pa.int64(), False), "double": (pa.float64(), False),
@@ -123,17 +123,17 @@ TABLES = {
         "scope": (pa.struct([("id", pa.uint16()), ("name", pa.string())]), False)}),
     11: ("NUMBER_DATA_POINTS", {
         "id": (pa.uint32(), False), "parent_id": (pa.uint16(), True),
-        "start_time_unix_nano": (TS, False), "time_unix_nano": (TS, False),
+        "start_time_unix_nano": (TS, False), "time_unix_nano": (TS, True),
         "int_value": (pa.int64(), False), "double_value": (pa.float64(), False), "flags": (pa.uint32(), False)}),
     13: ("HISTOGRAM_DATA_POINTS", {
         "id": (pa.uint32(), False), "parent_id": (pa.uint16(), True),
-        "start_time_unix_nano": (TS, False), "time_unix_nano": (TS, False), "count": (pa.uint64(), False),
+        "start_time_unix_nano": (TS, False), "time_unix_nano": (TS, True), "count": (pa.uint64(), False),
         "sum": (pa.float64(), False), "min": (pa.float64(), False), "max": (pa.float64(), False),
         "bucket_counts": (pa.list_(pa.uint64()), False), "explicit_bounds": (pa.list_(pa.float64()), False),
         "flags": (pa.uint32(), False)}),
     14: ("EXP_HISTOGRAM_DATA_POINTS", {
         "id": (pa.uint32(), False), "parent_id": (pa.uint16(), True),
-        "start_time_unix_nano": (TS, False), "time_unix_nano": (TS, False), "count": (pa.uint64(), False),
+        "start_time_unix_nano": (TS, False), "time_unix_nano": (TS, True), "count": (pa.uint64(), False),
         "sum": (pa.float64(), False), "min": (pa.float64(), False), "max": (pa.float64(), False),
         "scale": (pa.int32(), False), "zero_count": (pa.uint64(), False), "zero_threshold": (pa.float64(), False),
         "positive": (BUCKETS, False), "negative": (BUCKETS, False), "flags": (pa.uint32(), False)}),
@@ -311,6 +311,8 @@ def check_stream(bars, totals, digest):
     streams, kinds, resets = defaultdict(list), {}, 0
     current, successors = {}, []
     for bar in bars:
+        # The Go receiver reads the first payload's type as the batch's signal.
+        assert bar["payloads"] and bar["payloads"][0]["type"] == 10, "UNIVARIATE_METRICS first in every batch"
         seen = set()
         for p in bar["payloads"]:
             assert p["type"] in TABLES, f"payload type {p['type']} not for metrics"

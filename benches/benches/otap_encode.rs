@@ -502,8 +502,11 @@ fn wire_sizes_of(label: &str, intervals: &[Interval]) {
     );
 }
 
+/// Which points of an interval to take.
+type Takes = fn(&Value) -> bool;
+
 /// `intervals` with only the points `keep` takes (and the series left with any).
-fn only(intervals: &[Interval], keep: fn(&Value) -> bool) -> Vec<Interval> {
+fn only(intervals: &[Interval], keep: Takes) -> Vec<Interval> {
     intervals
         .iter()
         .map(|interval| {
@@ -523,12 +526,14 @@ fn wire_sizes_by_kind(decades: u32) {
     let intervals: Vec<Interval> = (0..=8)
         .map(|b| interval(64, 7 + b, decades, Keep::default()))
         .collect();
-    let kinds: [(&str, fn(&Value) -> bool); 3] = [
+    let kinds: [(&str, Takes); 3] = [
         ("counters and gauges", |v| {
             matches!(v, Value::U64(_) | Value::I64(_) | Value::F64(_))
         }),
         ("min/max/sum/count", |v| matches!(v, Value::Mmsc(_))),
-        ("exponential histograms", |v| matches!(v, Value::Histogram(_))),
+        ("exponential histograms", |v| {
+            matches!(v, Value::Histogram(_))
+        }),
     ];
     for (kind, keep) in kinds {
         wire_sizes_of(

@@ -123,8 +123,13 @@ fn id_field(name: &str, data_type: DataType, nullable: bool, encoding: &str) -> 
     Field::new(name, data_type, nullable).with_metadata(metadata)
 }
 
+/// The time zone OTAP producers attach to every timestamp column (receivers still
+/// take untagged ones, for now only).
+const UTC: &str = "UTC";
+
+/// Nanoseconds since the Unix epoch, in UTC.
 fn timestamp() -> DataType {
-    DataType::Timestamp(TimeUnit::Nanosecond, None)
+    DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()))
 }
 
 fn u16_id(i: usize, what: &'static str) -> Result<u16, EncodeError> {
@@ -446,7 +451,16 @@ fn attrs_table(
         columns.push(Arc::new(Int64Array::new(values.collect(), valid(2))));
     }
     if present(3) {
+        // NaN rows sort together and never delta-code (NaN is not equal to itself),
+        // but the Rust consumer compares doubles by their bits: two adjacent NaNs with
+        // the same bits would look equal to it and add their parent ids. So NaNs go
+        // out with two payloads in turn, which no consumer takes as equal.
+        let mut nans = 0u64;
         let values = rows.iter().map(|r| match r.value {
+            AttrValue::Double(v) if v.is_nan() => {
+                nans += 1;
+                f64::from_bits(f64::NAN.to_bits() | (nans & 1))
+            }
             AttrValue::Double(v) => v,
             _ => 0.0,
         });
@@ -584,7 +598,8 @@ pub fn estimated_size(series: &Series) -> usize {
 /// interval (say 64 cores kept apart, thousands of sets, or histograms with hundreds
 /// of buckets) goes out whole, as several `BatchArrowRecords`. A series bigger than
 /// the byte limit on its own goes alone. Series that share a scope may land in
-/// different batches; each batch then carries that scope and its attributes.
+/// different batches; each batch then carries that scope and its attributes. An
+/// interval without points gives no batch at all.
 pub fn encode_parts(
     interval: &Interval,
     resource: &[(String, AttributeValue)],
@@ -615,9 +630,12 @@ pub fn encode_parts(
         rows += s.points.len();
         bytes = bytes.saturating_add(size);
     }
-    if start < series.len() || parts.is_empty() {
+    if start < series.len() {
         parts.push(encode_series(interval, &series[start..], resource)?);
     }
+    // A batch without metric rows is refused by receivers (the Go one wants the root
+    // table first in every batch): an interval without points sends nothing.
+    parts.retain(|p| p.point_count() > 0);
     Ok(parts)
 }
 
@@ -646,7 +664,9 @@ fn encode_series(
     // points carry `core.id` / `numa.node` as data-point attributes.
     let mut scope = None::<u16>;
     let mut previous: Option<&Series> = None;
-    for s in series {
+    // A series without points has nothing to say: no scope either, so that a batch
+    // never holds attributes without metric rows.
+    for s in series.iter().filter(|s| !s.points.is_empty()) {
         let same_scope = previous.is_some_and(|p| {
             std::ptr::eq(p.descriptor, s.descriptor)
                 && std::ptr::eq(p.identity.attributes, s.identity.attributes)
@@ -1012,12 +1032,13 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
             let mut fields = vec![
                 id_field("parent_id", DataType::UInt16, false, "delta"),
                 Field::new("start_time_unix_nano", timestamp(), true),
-                Field::new("time_unix_nano", timestamp(), true),
+                // Required by the Rust receiver; every point has one.
+                Field::new("time_unix_nano", timestamp(), false),
             ];
             let mut columns = vec![
                 Arc::new(UInt16Array::from(delta_u16(parent))) as ArrayRef,
-                Arc::new(TimestampNanosecondArray::from(start)),
-                Arc::new(TimestampNanosecondArray::from(end)),
+                Arc::new(TimestampNanosecondArray::from(start).with_timezone(UTC)),
+                Arc::new(TimestampNanosecondArray::from(end).with_timezone(UTC)),
             ];
             if with_ids {
                 fields.insert(0, id_field("id", DataType::UInt32, true, "delta"));

@@ -164,15 +164,34 @@ impl Producer {
         }
     }
 
-    /// The next `BatchArrowRecords` for `tables`; tables without rows are left out.
+    /// The next `BatchArrowRecords` for `tables`: the root table's payload first, as
+    /// the Go receiver requires (it reads the first payload's type as the batch's
+    /// signal), then the others in their order; tables without rows are left out.
+    ///
+    /// Tables without metric rows are refused, and nothing is produced: receivers
+    /// refuse such a batch (an empty one as a permanent error, one that starts with
+    /// attributes by breaking the stream). [`encode_parts`](crate::encode_parts)
+    /// gives none.
     ///
     /// On an error nothing of `tables` is to be sent, yet the payload types written
     /// before it have moved their IPC streams on (a schema or dictionaries the receiver
     /// will never see). So every IPC stream is dropped: the next batch starts each
     /// payload type afresh under a new schema id, which a receiver takes as a reset.
     pub fn produce(&mut self, tables: &MetricsTables) -> Result<BatchArrowRecords, ArrowError> {
+        let root = PayloadType::UnivariateMetrics;
+        if tables.get(root).is_none_or(|b| b.num_rows() == 0) {
+            return Err(ArrowError::InvalidArgumentError(
+                "a batch without metric rows: receivers refuse it, so nothing is produced"
+                    .to_string(),
+            ));
+        }
+        let ordered = tables
+            .tables
+            .iter()
+            .filter(|(kind, _)| *kind == root)
+            .chain(tables.tables.iter().filter(|(kind, _)| *kind != root));
         let mut payloads = Vec::with_capacity(tables.tables.len());
-        for (kind, batch) in &tables.tables {
+        for (kind, batch) in ordered {
             if batch.num_rows() == 0 {
                 continue;
             }

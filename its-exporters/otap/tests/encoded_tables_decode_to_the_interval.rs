@@ -262,41 +262,82 @@ fn attributes(batch: &RecordBatch) -> Vec<(u32, String, String)> {
     out
 }
 
-/// OTAP §4.3: quasi-delta parent ids of an attribute table, in row order.
+/// How a consumer decides that a row's value equals the previous row's, which makes
+/// its parent id a delta.
+#[derive(Clone, Copy, Debug)]
+enum Consumer {
+    /// Go compares doubles with `==`: NaN never equals anything, -0.0 equals 0.0.
+    Go,
+    /// Rust compares them with arrow's kernels, in IEEE 754 total order: by bits.
+    Rust,
+}
+
+/// OTAP §4.3: quasi-delta parent ids of an attribute table, in row order, as both
+/// upstream consumers decode them (they must agree).
 fn attributes_in_row_order(batch: &RecordBatch) -> Vec<(u32, String, String)> {
+    let go = attributes_as(batch, Consumer::Go);
+    let rust = attributes_as(batch, Consumer::Rust);
+    assert_eq!(
+        go, rust,
+        "the Go and the Rust consumer decode different parent ids"
+    );
+    go
+}
+
+/// OTAP §4.3: quasi-delta parent ids of an attribute table, in row order, as
+/// `consumer` decodes them.
+fn attributes_as(batch: &RecordBatch, consumer: Consumer) -> Vec<(u32, String, String)> {
     let parent = ids(batch, "parent_id");
     let key = strings(batch, "key");
     let kind = column::<UInt8Array>(batch, "type");
-    let s = strings(batch, "str");
-    let i = batch
+    let strs = strings(batch, "str");
+    let ints = batch
         .column_by_name("int")
         .map(AsArray::as_primitive::<arrow_array::types::Int64Type>);
-    let d = batch
+    let doubles = batch
         .column_by_name("double")
         .map(AsArray::as_primitive::<arrow_array::types::Float64Type>);
-    let b = batch.column_by_name("bool").map(AsArray::as_boolean);
+    let bools = batch.column_by_name("bool").map(AsArray::as_boolean);
     let mut out = Vec::new();
     let mut prev: Option<(u8, String, String)> = None;
     let mut prev_pid = 0u32;
     for row in 0..batch.num_rows() {
+        // What the consumer compares: a double by its bits or by `==`.
+        let same_as = match (kind.value(row), consumer) {
+            (3, Consumer::Rust) => Some(format!("{:016x}", doubles.unwrap().value(row).to_bits())),
+            (3, Consumer::Go) => {
+                let v = doubles.unwrap().value(row);
+                Some(if v.is_nan() {
+                    format!("NaN in row {row}")
+                } else {
+                    format!("{:?}", if v == 0.0 { 0.0 } else { v })
+                })
+            }
+            _ => None,
+        };
         let value = match kind.value(row) {
-            1 => s[row].clone(),
-            2 => i
+            1 => strs[row].clone(),
+            2 => ints
                 .expect("an int attribute needs the int column")
                 .value(row)
                 .to_string(),
             3 => format!(
                 "{:?}",
-                d.expect("a double attribute needs the double column")
+                doubles
+                    .expect("a double attribute needs the double column")
                     .value(row)
             ),
-            4 => b
+            4 => bools
                 .expect("a bool attribute needs the bool column")
                 .value(row)
                 .to_string(),
             other => panic!("type {other}"),
         };
-        let this = (kind.value(row), key[row].clone(), value.clone());
+        let this = (
+            kind.value(row),
+            key[row].clone(),
+            same_as.unwrap_or_else(|| value.clone()),
+        );
         let pid = if prev.as_ref() == Some(&this) {
             prev_pid + parent[row]
         } else {
@@ -331,12 +372,14 @@ pub struct Mixed {
 fn attributes_of_every_type_sort_and_decode_to_what_was_bound() {
     let labels = ["pipeline-long-b", "pipeline-long-a", "pipeline", "a", ""];
     let counts = [-3, 7, -3, i64::MIN, i64::MAX];
-    let ratios = [0.25, -1.5, 0.25, -1e300, -0.0, 0.0];
+    // NaN for two sets with different labels: adjacent rows of one key that must not
+    // delta-code for either consumer.
+    let ratios = [0.25, -1.5, 0.25, -1e300, -0.0, 0.0, f64::NAN];
     let sets: Vec<Mixed> = (0..15)
         .map(|i| Mixed {
             label: labels[i % 5].to_string(),
             count: counts[(i / 3) % 5],
-            ratio: ratios[(i / 2) % 6],
+            ratio: ratios[(i / 2) % 7],
             on: i % 2 == 0,
         })
         .chain([-0.0, 0.0].map(|ratio| Mixed {
@@ -475,6 +518,45 @@ fn an_empty_interval_has_only_an_empty_root() {
             .unwrap()
             .num_rows(),
         0
+    );
+}
+
+#[test]
+fn series_without_points_get_no_scope_and_an_interval_of_them_no_batch() {
+    // Receivers refuse a batch without metric rows: the Go one breaks the stream when
+    // the first payload is not the root table, which a batch of attributes only is.
+    let resource = [(
+        "service.name".to_string(),
+        AttributeValue::Str("its".into()),
+    )];
+    let point = || Point {
+        field: 0,
+        value: Value::U64(1),
+    };
+    let interval = model_interval(
+        [("a", vec![point()]), ("b", vec![]), ("c", vec![point()])]
+            .into_iter()
+            .map(|(name, points)| (name.to_string(), points)),
+    );
+    let tables = encode(&interval, &resource).unwrap();
+    let scopes = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
+    let names: Vec<_> = scopes
+        .iter()
+        .filter(|(_, key, _)| key == "test.name")
+        .map(|(scope, _, name)| (*scope, name.as_str()))
+        .collect();
+    assert_eq!(names, [(0, "a"), (1, "c")], "b has no points, so no scope");
+
+    let empty = model_interval((0..3).map(|i| (format!("s{i}"), Vec::new())));
+    let parts = its_exporter_otap::encode_parts(&empty, &resource, 1 << 16).unwrap();
+    assert!(parts.is_empty(), "{} batches of nothing", parts.len());
+    let mut producer = its_exporter_otap::Producer::new(its_exporter_otap::IpcCompression::None);
+    let refused = producer
+        .produce(&encode(&empty, &resource).unwrap())
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("without metric rows"),
+        "{refused}"
     );
 }
 

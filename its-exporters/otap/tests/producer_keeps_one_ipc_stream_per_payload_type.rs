@@ -114,30 +114,66 @@ fn a_schema_change_resets_that_type_with_a_fresh_id() {
             (PayloadType::UnivariateMetrics, batch(&["id"], 1)),
         ]))
         .unwrap();
-    assert_eq!(a.arrow_payloads[0].schema_id, "0");
+    // The root goes first (see below), so it took schema id 0.
+    assert_eq!(a.arrow_payloads[1].schema_id, "1");
     assert_eq!(
-        b.arrow_payloads[0].schema_id, "2",
+        b.arrow_payloads[1].schema_id, "2",
         "reset: the next id of the one counter"
     );
     assert_eq!(
-        b.arrow_payloads[1].schema_id, "1",
+        b.arrow_payloads[0].schema_id, "0",
         "other types keep their stream"
     );
     // The reset payload starts with its own schema.
-    let reset = read_all(&b.arrow_payloads[0].record);
+    let reset = read_all(&b.arrow_payloads[1].record);
     assert_eq!(reset[0].num_columns(), 2);
 }
 
 #[test]
-fn empty_tables_are_left_out() {
+fn the_root_table_goes_first_whatever_the_order_of_the_tables() {
+    // The Go receiver reads the first payload's type as the batch's signal, and
+    // breaks the stream when it is not UNIVARIATE_METRICS.
+    let mut producer = Producer::new(IpcCompression::None);
+    let bar = producer
+        .produce(&tables(vec![
+            (PayloadType::ResourceAttrs, batch(&["parent_id"], 1)),
+            (PayloadType::NumberDataPoints, batch(&["parent_id"], 2)),
+            (PayloadType::UnivariateMetrics, batch(&["id"], 2)),
+            (PayloadType::ScopeAttrs, batch(&["parent_id"], 1)),
+        ]))
+        .unwrap();
+    let types: Vec<i32> = bar.arrow_payloads.iter().map(|p| p.r#type).collect();
+    assert_eq!(types, [10, 1, 11, 2], "the root first, the others in order");
+}
+
+#[test]
+fn empty_tables_are_left_out_and_a_batch_without_metric_rows_is_refused() {
     let mut producer = Producer::new(IpcCompression::Zstd);
     let bar = producer
+        .produce(&tables(vec![
+            (PayloadType::UnivariateMetrics, batch(&["id"], 1)),
+            (PayloadType::NumberDataPoints, batch(&["parent_id"], 0)),
+        ]))
+        .unwrap();
+    assert_eq!(bar.arrow_payloads.len(), 1);
+    // Receivers refuse a batch with no root rows: the Go one as a permanent error
+    // when it is empty, by breaking the stream when attributes come first.
+    for refused in [
+        vec![(PayloadType::UnivariateMetrics, batch(&["id"], 0))],
+        vec![(PayloadType::ResourceAttrs, batch(&["parent_id"], 1))],
+        vec![],
+    ] {
+        let e = producer.produce(&tables(refused)).unwrap_err();
+        assert!(e.to_string().contains("without metric rows"), "{e}");
+    }
+    // Nothing was produced: the batch ids go on from where they were.
+    let next = producer
         .produce(&tables(vec![(
             PayloadType::UnivariateMetrics,
-            batch(&["id"], 0),
+            batch(&["id"], 1),
         )]))
         .unwrap();
-    assert!(bar.arrow_payloads.is_empty());
+    assert_eq!(next.batch_id, 1);
 }
 
 /// A root table whose `name` column is the encoder's per-batch dictionary.
