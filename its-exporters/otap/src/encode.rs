@@ -3,16 +3,18 @@
 //! Ids delta-encoded and attribute parent ids quasi-delta-encoded, rows sorted so that
 //! no delta is negative (`../shared/OTAP.md` §0). One resource (from
 //! `engine.telemetry.resource`); one scope per metric set and entity attributes (the
-//! set's name, its attributes as scope attributes); one metric row per point; a kept
+//! set's name, its attributes as scope attributes); one metric row per field of a
+//! scope, with all its points (the scope's kept cores or NUMA nodes, and the intervals
+//! `processor:batch` merged), as an OpenTelemetry SDK exports a metric; a kept
 //! `core.id` / `numa.node` as data-point attributes (the `*_DP_ATTRS` tables, with
 //! point ids). The root table's strings (name, description, unit, scope name) and the
 //! attribute tables' keys and string values are `Dictionary<UInt16, Utf8>` with a
 //! dictionary of this batch only; the [`Producer`](crate::Producer) folds them into
 //! per-stream dictionaries with the narrowest keys OTAP allows. Optional columns that
 //! hold only nulls are left out. Series are taken in the canonical order
-//! ([`series_order`], which `processor:aggregate` emits already); one metric row per
-//! point caps a batch at 65,536 points, and [`encode_parts`] splits bigger intervals
-//! (or ones bigger in bytes than a receiver takes in one message).
+//! ([`series_order`], which `processor:aggregate` emits already); u16 metric ids cap
+//! a batch at 65,536 metric rows, and [`encode_parts`] splits bigger intervals at as
+//! many points (or ones bigger in bytes than a receiver takes in one message).
 
 use std::sync::Arc;
 
@@ -492,6 +494,9 @@ fn metric_type(kind: InstrumentKind) -> u8 {
 /// One metric row, before encoding.
 struct MetricRow<'a> {
     scope: u16,
+    /// The root row the point goes under: one per field of a scope, shared by the
+    /// points of the scope's series (cores kept apart, merged intervals).
+    metric: u16,
     series: &'a Series,
     field: usize,
     value: &'a Value,
@@ -508,13 +513,15 @@ pub fn encode(
     encode_series(interval, &sorted_series(interval), resource)
 }
 
-/// The most metric rows (one per point) one batch holds: OTAP's metric ids are u16.
+/// The most metric rows one batch holds (OTAP's metric ids are u16), and so the most
+/// points [`encode_parts`] puts in one: a point needs a metric row at most.
 pub const MAX_ROWS_PER_BATCH: usize = 1 << 16;
 
 /// How big one batch may get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// Points (one metric row each), at most; capped at [`MAX_ROWS_PER_BATCH`].
+    /// Points (each needing a metric row at most), at most; capped at
+    /// [`MAX_ROWS_PER_BATCH`].
     pub points: usize,
     /// Bytes before compression, at most, as [`estimated_size`] reckons them, plus
     /// the resource's attributes and [`BATCH_RESERVE`] for the batch's schemas and
@@ -688,17 +695,36 @@ fn encode_series(
         for p in &s.points {
             rows.push(MetricRow {
                 scope,
+                metric: 0,
                 series: s,
                 field: usize::from(p.field),
                 value: &p.value,
             });
         }
     }
-    if rows.len() > usize::from(u16::MAX) + 1 {
+    // One metric per field of a scope, with every point of it: the scope's series
+    // (its cores, or the intervals merged into this one) field by field, each in
+    // series order.
+    if !rows.is_sorted_by_key(|r| (r.scope, r.field)) {
+        rows.sort_by_key(|r| (r.scope, r.field));
+    }
+    let metrics = rows.len().min(1)
+        + rows
+            .windows(2)
+            .filter(|w| (w[0].scope, w[0].field) != (w[1].scope, w[1].field))
+            .count();
+    if metrics > usize::from(u16::MAX) + 1 {
         return Err(EncodeError::TooManyRows {
             what: "metric rows",
-            count: rows.len(),
+            count: metrics,
         });
+    }
+    let mut metric = 0u16;
+    for i in 1..rows.len() {
+        if (rows[i - 1].scope, rows[i - 1].field) != (rows[i].scope, rows[i].field) {
+            metric += 1;
+        }
+        rows[i].metric = metric;
     }
     let resource_attrs: Vec<AttrRow> = resource
         .iter()
@@ -709,7 +735,16 @@ fn encode_series(
         })
         .collect();
 
-    let mut tables = vec![(PayloadType::UnivariateMetrics, root_table(interval, &rows)?)];
+    let heads: Vec<&MetricRow<'_>> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| *i == 0 || rows[i - 1].metric != r.metric)
+        .map(|(_, r)| r)
+        .collect();
+    let mut tables = vec![(
+        PayloadType::UnivariateMetrics,
+        root_table(interval, &heads)?,
+    )];
     let points = points_tables(&rows)?;
     tables.extend(points);
     if let Some(t) = attrs_table(resource_attrs, ParentWidth::U16)? {
@@ -771,7 +806,9 @@ fn dictionary_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
 }
 
-fn root_table(interval: &Interval, rows: &[MetricRow<'_>]) -> Result<RecordBatch, EncodeError> {
+/// The root table: a row for each of `metrics`, the first point of each metric.
+fn root_table(interval: &Interval, metrics: &[&MetricRow<'_>]) -> Result<RecordBatch, EncodeError> {
+    let rows = metrics;
     let n = rows.len();
     let mut dicts = RootDictionaries::default();
     let mut field_keys = Vec::with_capacity(n);
@@ -988,8 +1025,8 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
     let (mut number_attrs, mut mmsc_attrs, mut exp_attrs) =
         (room(numbers), room(mmscs), room(histograms));
     let mut kept = PointAttributes::default();
-    for (id, r) in rows.iter().enumerate() {
-        let id = id as u16;
+    for r in rows {
+        let id = r.metric;
         let window = window(r.series);
         // Floats travel as their bits until the number columns are built.
         let (bits, double) = match r.value {

@@ -589,8 +589,12 @@ fn a_kept_core_is_a_data_point_attribute_of_one_shared_scope() {
             (0, "test.shard".into(), "1".into()),
         ]
     );
+    // One metric, as an OpenTelemetry SDK would export it: both points under it.
+    let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
+    assert_eq!(strings(root, "name"), ["requests"]);
     // Two points, with ids, each with its core.
     let dp = tables.get(PayloadType::NumberDataPoints).unwrap();
+    assert_eq!(undelta(column::<UInt16Array>(dp, "parent_id")), [0, 0]);
     let mut sum = 0u32;
     let point_ids: Vec<u32> = ids(dp, "id")
         .iter()
@@ -772,6 +776,10 @@ fn merged_intervals_send_each_point_with_its_own_window() {
         .map(|i| (starts.value(i), times.value(i), ints.value(i)))
         .collect();
     assert_eq!(points, [(0, 10, 3), (10, 20, 4)]);
+    // Under one metric: the same series, so the same scope and field.
+    let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
+    assert_eq!(root.num_rows(), 1);
+    assert_eq!(undelta(column::<UInt16Array>(dp, "parent_id")), [0, 0]);
 }
 
 /// `sets` series of `Kinds`, each with its five points: counters, a gauge, a summary
