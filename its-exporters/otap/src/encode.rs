@@ -1048,7 +1048,12 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
                 e_neg.push(&h.negative);
                 continue;
             }
-            Value::U64(v) => (i64::try_from(*v).unwrap_or(i64::MAX), false),
+            // OTLP integers are signed: a count past i64::MAX goes as a double, which
+            // keeps its magnitude (clamping would have lost it silently).
+            Value::U64(v) => match i64::try_from(*v) {
+                Ok(v) => (v, false),
+                Err(_) => ((*v as f64).to_bits() as i64, true),
+            },
             Value::I64(v) => (*v, false),
             Value::F64(v) => (v.to_bits() as i64, true),
         };

@@ -522,6 +522,46 @@ fn an_empty_interval_has_only_an_empty_root() {
 }
 
 #[test]
+fn counts_past_i64_max_go_as_doubles_of_their_magnitude() {
+    // OTLP's integer points are signed: a u64 count over i64::MAX cannot go as one.
+    let interval = model_interval(
+        [u64::MAX, 1 << 63, (1 << 63) - 1, 7]
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let point = Point {
+                    field: 0,
+                    value: Value::U64(v),
+                };
+                (format!("s{i}"), vec![point])
+            }),
+    );
+    let tables = encode(&interval, &[]).unwrap();
+    let dp = tables.get(PayloadType::NumberDataPoints).unwrap();
+    let ints = column::<Int64Array>(dp, "int_value");
+    let doubles = column::<Float64Array>(dp, "double_value");
+    let values: Vec<String> = (0..dp.num_rows())
+        .map(|i| {
+            assert!(ints.is_valid(i) != doubles.is_valid(i), "one of the two");
+            if ints.is_valid(i) {
+                format!("int {}", ints.value(i))
+            } else {
+                format!("double {:e}", doubles.value(i))
+            }
+        })
+        .collect();
+    assert_eq!(
+        values,
+        [
+            "double 1.8446744073709552e19",
+            "double 9.223372036854776e18",
+            "int 9223372036854775807",
+            "int 7"
+        ]
+    );
+}
+
+#[test]
 fn series_without_points_get_no_scope_and_an_interval_of_them_no_batch() {
     // Receivers refuse a batch without metric rows: the Go one breaks the stream when
     // the first payload is not the root table, which a batch of attributes only is.
