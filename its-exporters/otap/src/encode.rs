@@ -708,23 +708,19 @@ fn encode_series(
     if !rows.is_sorted_by_key(|r| (r.scope, r.field)) {
         rows.sort_by_key(|r| (r.scope, r.field));
     }
-    let metrics = rows.len().min(1)
-        + rows
-            .windows(2)
-            .filter(|w| (w[0].scope, w[0].field) != (w[1].scope, w[1].field))
-            .count();
+    let mut metrics = 0;
+    for i in 0..rows.len() {
+        if i == 0 || (rows[i - 1].scope, rows[i - 1].field) != (rows[i].scope, rows[i].field) {
+            metrics += 1;
+        }
+        // Past u16 the batch is refused below.
+        rows[i].metric = (metrics - 1) as u16;
+    }
     if metrics > usize::from(u16::MAX) + 1 {
         return Err(EncodeError::TooManyRows {
             what: "metric rows",
             count: metrics,
         });
-    }
-    let mut metric = 0u16;
-    for i in 1..rows.len() {
-        if (rows[i - 1].scope, rows[i - 1].field) != (rows[i].scope, rows[i].field) {
-            metric += 1;
-        }
-        rows[i].metric = metric;
     }
     let resource_attrs: Vec<AttrRow> = resource
         .iter()
