@@ -492,6 +492,7 @@ fn metric_type(kind: InstrumentKind) -> u8 {
 }
 
 /// One metric row, before encoding.
+#[derive(Clone, Copy)]
 struct MetricRow<'a> {
     scope: u16,
     /// The root row the point goes under: one per field of a scope, shared by the
@@ -500,6 +501,16 @@ struct MetricRow<'a> {
     series: &'a Series,
     field: usize,
     value: &'a Value,
+}
+
+/// Orders one scope's rows field by field (of `fields`), each field's points in series
+/// order: the scope's series (its cores, or the intervals merged into this one) then
+/// go under one metric per field. One series' points are in field order already.
+fn by_field(rows: &mut [MetricRow<'_>], fields: usize) {
+    if !rows.is_sorted_by_key(|r| r.field) {
+        let (sorted, _) = counting_sort(rows, fields, |r| r.field);
+        rows.copy_from_slice(&sorted);
+    }
 }
 
 /// Encodes `interval` with `resource` attributes.
@@ -671,6 +682,8 @@ fn encode_series(
     // points carry `core.id` / `numa.node` as data-point attributes.
     let mut scope = None::<u16>;
     let mut previous: Option<&Series> = None;
+    // Where the current scope's rows start.
+    let mut scope_start = 0;
     // A series without points has nothing to say: no scope either, so that a batch
     // never holds attributes without metric rows.
     for s in series.iter().filter(|s| !s.points.is_empty()) {
@@ -679,8 +692,11 @@ fn encode_series(
                 && std::ptr::eq(p.identity.attributes, s.identity.attributes)
                 && p.identity.values == s.identity.values
         });
-        previous = Some(s);
         if !same_scope {
+            if let Some(p) = previous {
+                by_field(&mut rows[scope_start..], p.descriptor.fields.len());
+            }
+            scope_start = rows.len();
             let next = scope.map_or(Ok(0), |id| u16_id(usize::from(id) + 1, "scopes"))?;
             scope = Some(next);
             for (k, v) in s.identity.attributes.keys().iter().zip(&s.identity.values) {
@@ -691,6 +707,7 @@ fn encode_series(
                 });
             }
         }
+        previous = Some(s);
         let scope = scope.expect("set above");
         for p in &s.points {
             rows.push(MetricRow {
@@ -702,12 +719,10 @@ fn encode_series(
             });
         }
     }
-    // One metric per field of a scope, with every point of it: the scope's series
-    // (its cores, or the intervals merged into this one) field by field, each in
-    // series order.
-    if !rows.is_sorted_by_key(|r| (r.scope, r.field)) {
-        rows.sort_by_key(|r| (r.scope, r.field));
+    if let Some(p) = previous {
+        by_field(&mut rows[scope_start..], p.descriptor.fields.len());
     }
+    // One metric per field of a scope, with every point of it.
     let mut metrics = 0;
     for i in 0..rows.len() {
         if i == 0 || (rows[i - 1].scope, rows[i - 1].field) != (rows[i].scope, rows[i].field) {
