@@ -723,9 +723,12 @@ impl Transport {
 
         let retire_at = tokio::time::Instant::now() + self.settings.max_stream_lifetime;
         let mut answered = false;
+        // The receiver said CANCELED: it is closing the stream.
+        let mut cancelled = false;
         loop {
-            // A stream past its lifetime takes no new batch and ends once answered.
-            let retiring = tokio::time::Instant::now() >= retire_at;
+            // A stream past its lifetime, or one the receiver is closing, takes no new
+            // batch and ends once answered.
+            let retiring = cancelled || tokio::time::Instant::now() >= retire_at;
             if !retiring {
                 self.fill(&mut producer, &tx, &mut in_flight);
             }
@@ -761,6 +764,16 @@ impl Transport {
                     // Servers end streams that sat idle (or too long): not a failure
                     // when nothing was waiting for an answer.
                     Ok(None) | Err(_) if in_flight.is_empty() => return StreamEnd::Idle,
+                    // OTAP's CANCELED: the receiver is closing itself (it read the end
+                    // of our stream, or it shuts down), which is no error. That batch
+                    // goes again on the next stream, spending a retry, so that a
+                    // receiver cancelling everything cannot keep a batch going for ever.
+                    Ok(Some(status)) if status.status_code == tonic::Code::Cancelled as i32 => {
+                        if let Some((job, _)) = in_flight.remove(&status.batch_id) {
+                            self.requeue(job, true);
+                        }
+                        cancelled = true;
+                    }
                     Ok(Some(status)) => {
                         if let Err(retryable) = self.answer(&status, &mut in_flight) {
                             self.fail_in_flight(in_flight, retryable);

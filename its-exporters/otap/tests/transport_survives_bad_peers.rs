@@ -51,6 +51,11 @@ enum Peer {
     /// Healthy, but takes messages of at most 64 KiB (tonic's limit, set low), plain
     /// or gzip-compressed (the limit then holds for the decompressed message).
     Limited,
+    /// On its first stream answers the first batch CANCELED and ends the stream, as a
+    /// receiver closing itself does; healthy afterwards.
+    CancelsFirst,
+    /// Answers every batch CANCELED and ends the stream.
+    CancelsAll,
     /// Healthy for streams opened with `authorization: Bearer TOKEN`; refuses the others
     /// with UNAUTHENTICATED before any batch is read, as an auth interceptor does.
     RequiresToken,
@@ -197,6 +202,18 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     Peer::Unavailable { streams } if stream_no < streams => {
                         vec![status(bar.batch_id, tonic::Code::Unavailable)]
                     }
+                    Peer::CancelsAll => {
+                        let _ = tx
+                            .send(Ok(status(bar.batch_id, tonic::Code::Cancelled)))
+                            .await;
+                        return;
+                    }
+                    Peer::CancelsFirst if stream_no == 0 => {
+                        let _ = tx
+                            .send(Ok(status(bar.batch_id, tonic::Code::Cancelled)))
+                            .await;
+                        return;
+                    }
                     Peer::Slow => {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         vec![status(bar.batch_id, tonic::Code::Ok)]
@@ -207,6 +224,7 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     | Peer::AcksThenNamesZstd
                     | Peer::Limited
                     | Peer::RequiresToken
+                    | Peer::CancelsFirst
                     | Peer::Unavailable { .. } => {
                         vec![status(bar.batch_id, tonic::Code::Ok)]
                     }
@@ -704,6 +722,44 @@ fn https_to_an_untrusted_certificate_is_a_counted_connect_failure() {
     );
     let logged = run.logged("cannot connect") + run.logged("refused the stream");
     assert_eq!(logged, 1, "{:?}", run.logs);
+}
+
+#[test]
+fn a_cancelled_batch_goes_again_on_a_fresh_stream_without_a_failure() {
+    // OTAP's CANCELED says the receiver is closing itself: no error, no rejection.
+    let server = serve(Peer::CancelsFirst);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_in_flight = 1;
+    });
+    run.push(5, 4);
+    run.close(Duration::from_secs(10));
+    run.assert_conserved(5, 20);
+    assert_eq!(run.get(|s| &s.batches_acked), 5);
+    assert_eq!(run.get(|s| &s.batches_retried), 1);
+    assert_eq!(run.get(|s| &s.batches_rejected), 0);
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert!(run.logs.lock().unwrap().is_empty(), "{:?}", run.logs);
+    // The batch went first on the next stream, with fresh stream state.
+    let streams = server.seen.batches.lock().unwrap().clone();
+    assert_eq!(streams.len(), 2);
+    assert_eq!(streams[1][0], (0, true));
+}
+
+#[test]
+fn a_receiver_cancelling_every_batch_costs_each_its_retries_and_no_more() {
+    let server = serve(Peer::CancelsAll);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_in_flight = 1;
+        s.max_retries = 2;
+    });
+    run.push(2, 4);
+    run.close(Duration::from_secs(10));
+    run.assert_conserved(2, 8);
+    assert_eq!(run.get(|s| &s.batches_dropped), 2);
+    assert_eq!(run.get(|s| &s.batches_retried), 4);
+    // One stream per attempt: three for each batch.
+    assert_eq!(server.seen.streams.load(Ordering::SeqCst), 6);
+    assert_eq!(run.logged("dropping batches"), 1, "{:?}", run.logs);
 }
 
 #[test]
