@@ -511,6 +511,18 @@ enum StreamEnd {
     Failed,
 }
 
+impl StreamEnd {
+    /// How a stream that ran out of batches in flight ended: in failure if a batch
+    /// was refused on it.
+    fn after(failed: bool) -> StreamEnd {
+        if failed {
+            StreamEnd::Failed
+        } else {
+            StreamEnd::Idle
+        }
+    }
+}
+
 struct Transport {
     endpoint: Endpoint,
     /// The configured headers, sent when each stream opens.
@@ -711,12 +723,7 @@ impl Transport {
                 return StreamEnd::Idle;
             }
             Err(Refused::Other { retryable }) => {
-                if !retryable {
-                    // Wrong credentials or no ArrowMetrics service: the batches of
-                    // this stream would be refused again.
-                    bump(&self.shared.stats.batches_rejected, in_flight.len() as u64);
-                }
-                self.fail_in_flight(in_flight, retryable);
+                self.refused_at_open(in_flight, retryable);
                 return StreamEnd::Failed;
             }
         };
@@ -725,10 +732,14 @@ impl Transport {
         let mut answered = false;
         // The receiver said CANCELED: it is closing the stream.
         let mut cancelled = false;
+        // The receiver refused a batch: this stream ends in failure, once the batches
+        // it still holds are answered (it may have taken them: sending them again
+        // would count them twice).
+        let mut failed = false;
         loop {
-            // A stream past its lifetime, or one the receiver is closing, takes no new
-            // batch and ends once answered.
-            let retiring = cancelled || tokio::time::Instant::now() >= retire_at;
+            // A stream past its lifetime, one the receiver is closing, and one that
+            // failed take no new batch and end once answered.
+            let retiring = cancelled || failed || tokio::time::Instant::now() >= retire_at;
             if !retiring {
                 self.fill(&mut producer, &tx, &mut in_flight);
             }
@@ -748,9 +759,9 @@ impl Transport {
                 return StreamEnd::Finished;
             }
             if retiring && in_flight.is_empty() {
-                // Not a failure: the next batch opens a fresh stream right away.
+                // Unless it failed, the next batch opens a fresh stream right away.
                 drop(tx);
-                return StreamEnd::Idle;
+                return StreamEnd::after(failed);
             }
             let oldest = in_flight.values().map(|(_, sent)| *sent).min();
             let answer_by = oldest.map(|sent| sent + self.settings.ack_timeout);
@@ -763,24 +774,22 @@ impl Transport {
                 message = inbound.message() => match message {
                     // Servers end streams that sat idle (or too long): not a failure
                     // when nothing was waiting for an answer.
-                    Ok(None) | Err(_) if in_flight.is_empty() => return StreamEnd::Idle,
+                    Ok(None) | Err(_) if in_flight.is_empty() => return StreamEnd::after(failed),
                     // OTAP's CANCELED: the receiver is closing itself (it read the end
                     // of our stream, or it shuts down), which is no error. That batch
                     // goes again on the next stream, spending a retry, so that a
                     // receiver cancelling everything cannot keep a batch going for ever.
                     Ok(Some(status)) if status.status_code == tonic::Code::Cancelled as i32 => {
-                        if let Some((job, _)) = in_flight.remove(&status.batch_id) {
-                            self.requeue(job, true);
-                        }
+                        self.cancelled(&status, &mut in_flight);
                         cancelled = true;
                     }
                     Ok(Some(status)) => {
-                        if let Err(retryable) = self.answer(&status, &mut in_flight) {
-                            self.fail_in_flight(in_flight, retryable);
-                            return StreamEnd::Failed;
+                        if self.answer(&status, &mut in_flight) {
+                            answered = true;
+                            *backoff = self.settings.initial_backoff;
+                        } else {
+                            failed = true;
                         }
-                        answered = true;
-                        *backoff = self.settings.initial_backoff;
                     }
                     Ok(None) => {
                         let endpoint = &self.settings.endpoint;
@@ -788,7 +797,7 @@ impl Transport {
                         self.log.warn(Problem::Closed, || {
                             format!("{endpoint} ended the stream with {open} batches unanswered")
                         });
-                        self.fail_in_flight(in_flight, true);
+                        self.fail_oldest(in_flight, true);
                         return StreamEnd::Failed;
                     }
                     // A receiver that answered has read our messages: a later status
@@ -807,7 +816,7 @@ impl Transport {
                 () = sleep_until_or_forever(wake_at) => {
                     if answer_by.is_some_and(|a| tokio::time::Instant::now() >= a) {
                         self.no_answer();
-                        self.fail_in_flight(in_flight, true);
+                        self.fail_oldest(in_flight, true);
                         return StreamEnd::Failed;
                     }
                 }
@@ -815,9 +824,37 @@ impl Transport {
         }
     }
 
-    /// The stream ended with `status`: logged once, and its batches retried, but for
-    /// those over a size limit the receiver names, which would break the next stream
-    /// too, with the batches in flight beside them: they are dropped.
+    /// The receiver refused the stream before reading a batch: its batches spend a
+    /// retry for the oldest (see [`Transport::fail_oldest`]), or, when a retry cannot
+    /// help (wrong credentials, no ArrowMetrics service), are all rejected and dropped.
+    fn refused_at_open(
+        &mut self,
+        in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
+        retryable: bool,
+    ) {
+        if retryable {
+            self.fail_oldest(in_flight, true);
+        } else {
+            bump(&self.shared.stats.batches_rejected, in_flight.len() as u64);
+            self.fail_in_flight(in_flight, false);
+        }
+    }
+
+    /// A batch answered CANCELED goes again on the next stream, spending a retry.
+    fn cancelled(
+        &mut self,
+        status: &BatchStatus,
+        in_flight: &mut BTreeMap<i64, (Job, tokio::time::Instant)>,
+    ) {
+        if let Some((job, _)) = in_flight.remove(&status.batch_id) {
+            self.requeue(job, true);
+        }
+    }
+
+    /// The stream ended with `status`: logged once, and the oldest batch in flight
+    /// charged with it (see [`Transport::fail_oldest`]); but where the receiver names a
+    /// size limit, the batches over it are dropped instead, since they would break the
+    /// next stream too, and the others go again.
     fn broken(
         &mut self,
         status: &tonic::Status,
@@ -827,9 +864,22 @@ impl Transport {
         self.log.warn(Problem::Broken, || {
             format!("stream to {endpoint} broke: {}", status_text(status))
         });
-        match size_limit(status) {
-            Some(limit) => self.fail_in_flight_by(in_flight, |job| job.size <= limit),
-            None => self.fail_in_flight(in_flight, true),
+        if let Some(limit) = size_limit(status) {
+            self.end_in_flight(in_flight, |t, job| {
+                if job.size <= limit {
+                    t.send_again(job);
+                } else {
+                    t.requeue(job, false);
+                }
+            });
+        } else {
+            // UNIMPLEMENTED on a stream the receiver took is no missing service.
+            let code = status.code();
+            let retry = code == tonic::Code::Unimplemented || retryable(code);
+            self.fail_oldest(in_flight, retry);
+        }
+        if self.past_deadline() {
+            self.give_up();
         }
     }
 
@@ -910,12 +960,13 @@ impl Transport {
         }
     }
 
-    /// Handles one status. `Err(retryable)` ends the stream.
+    /// Handles one status: `false` when the receiver refused the batch, which ends
+    /// the stream in failure once the others are answered.
     fn answer(
         &mut self,
         status: &BatchStatus,
         in_flight: &mut BTreeMap<i64, (Job, tokio::time::Instant)>,
-    ) -> Result<(), bool> {
+    ) -> bool {
         let Some((job, _)) = in_flight.remove(&status.batch_id) else {
             bump(&self.shared.stats.unknown_statuses, 1);
             let endpoint = &self.settings.endpoint;
@@ -923,13 +974,13 @@ impl Transport {
             self.log.warn(Problem::UnknownBatchId, || {
                 format!("{endpoint} answered batch id {id}, which is not in flight; ignored (and counted in its.exporter.otap.unknown_statuses)")
             });
-            return Ok(());
+            return true;
         };
         if status.status_code == 0 {
             bump(&self.shared.stats.batches_acked, 1);
             bump(&self.shared.stats.points_acked, job.points);
             self.log.delivered(&self.settings.endpoint);
-            return Ok(());
+            return true;
         }
         bump(&self.shared.stats.batches_rejected, 1);
         let code = tonic::Code::from_i32(status.status_code);
@@ -937,13 +988,13 @@ impl Transport {
         let endpoint = &self.settings.endpoint;
         self.log.warn(Problem::Rejected, || {
             format!(
-                "{endpoint} answered {code:?} ({}): {}; reconnecting with a fresh stream",
+                "{endpoint} answered {code:?} ({}): {}; reconnecting with a fresh stream once the batches in flight are answered",
                 status.status_code,
                 peer_text(&status.status_message)
             )
         });
         self.requeue(job, retryable);
-        Err(true)
+        false
     }
 
     /// The stream ended with `in_flight` unanswered: `each` handles them oldest first,
@@ -967,29 +1018,47 @@ impl Transport {
         self.end_in_flight(in_flight, |t, job| t.retry.push_back(job));
     }
 
-    /// The stream failed: every unanswered batch is retried (oldest first) or dropped.
+    /// The stream failed: every unanswered batch is retried (oldest first) if
+    /// `retryable` and it has retries left, or dropped.
     fn fail_in_flight(
         &mut self,
         in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
         retryable: bool,
     ) {
-        self.fail_in_flight_by(in_flight, |_| retryable);
+        self.end_in_flight(in_flight, |t, job| t.requeue(job, retryable));
+        if self.past_deadline() {
+            self.give_up();
+        }
     }
 
-    /// The stream failed: every unanswered batch is retried (oldest first) if
-    /// `retryable` says so and it has retries left, or dropped.
-    fn fail_in_flight_by(
+    /// The stream failed (broken, ended or silent) with `in_flight` unanswered. The
+    /// receiver reads in order, so the oldest is the one it most likely failed on: it
+    /// spends a retry (or is dropped, when not `retryable` or out of retries). The
+    /// others, which it most likely never read, go again first on the next stream
+    /// without spending one; every failed stream charges a batch, so none can keep
+    /// the others going for ever.
+    fn fail_oldest(
         &mut self,
         in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
-        retryable: impl Fn(&Job) -> bool,
+        retryable: bool,
     ) {
+        let mut oldest = true;
         self.end_in_flight(in_flight, |t, job| {
-            let retry = retryable(&job);
-            t.requeue(job, retry);
+            if std::mem::take(&mut oldest) {
+                t.requeue(job, retryable);
+            } else {
+                t.send_again(job);
+            }
         });
         if self.past_deadline() {
             self.give_up();
         }
+    }
+
+    /// `job` goes again on the next stream without spending a retry.
+    fn send_again(&mut self, job: Job) {
+        bump(&self.shared.stats.batches_retried, 1);
+        self.retry.push_back(job);
     }
 }
 

@@ -56,6 +56,10 @@ enum Peer {
     CancelsFirst,
     /// Answers every batch CANCELED and ends the stream.
     CancelsAll,
+    /// On its first stream holds its answers until it has read five batches, then
+    /// answers them in order: UNAVAILABLE for the second, OK for the others; healthy
+    /// afterwards.
+    RefusesSecondOfFive,
     /// Healthy for streams opened with `authorization: Bearer TOKEN`; refuses the others
     /// with UNAUTHENTICATED before any batch is read, as an auth interceptor does.
     RequiresToken,
@@ -174,6 +178,7 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
             batches.len() - 1
         };
         tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Some(read) = inbound.next().await {
                 // A message it cannot read (over its size limit) ends the call with
                 // the reader's status, as grpc-go servers end it.
@@ -192,68 +197,84 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                 if let Some(p) = bar.arrow_payloads.first() {
                     seen.ipc_zstd.lock().unwrap().push(zstd_bodies(&p.record));
                 }
-                let answers = match peer {
-                    Peer::ClosesStream => return,
-                    Peer::AcksThenNamesZstd if stream_no == 0 && bar.batch_id > 0 => {
-                        let refusal = "Content is compressed with `zstd` which isn't supported";
-                        let _ = tx.send(Err(tonic::Status::unimplemented(refusal))).await;
-                        return;
-                    }
-                    Peer::Unavailable { streams } if stream_no < streams => {
-                        vec![status(bar.batch_id, tonic::Code::Unavailable)]
-                    }
-                    Peer::CancelsAll => {
-                        let _ = tx
-                            .send(Ok(status(bar.batch_id, tonic::Code::Cancelled)))
-                            .await;
-                        return;
-                    }
-                    Peer::CancelsFirst if stream_no == 0 => {
-                        let _ = tx
-                            .send(Ok(status(bar.batch_id, tonic::Code::Cancelled)))
-                            .await;
-                        return;
-                    }
-                    Peer::Slow => {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        vec![status(bar.batch_id, tonic::Code::Ok)]
-                    }
-                    Peer::Healthy
-                    | Peer::HealthyGzip
-                    | Peer::HealthyZstd
-                    | Peer::AcksThenNamesZstd
-                    | Peer::Limited
-                    | Peer::RequiresToken
-                    | Peer::CancelsFirst
-                    | Peer::Unavailable { .. } => {
-                        vec![status(bar.batch_id, tonic::Code::Ok)]
-                    }
-                    Peer::InvalidArgument => {
-                        vec![status(bar.batch_id, tonic::Code::InvalidArgument)]
-                    }
-                    Peer::InvalidArgumentNoisily => vec![BatchStatus {
-                        status_message: noise(),
-                        ..status(bar.batch_id, tonic::Code::InvalidArgument)
-                    }],
-                    Peer::UnknownIds => vec![
-                        status(bar.batch_id + 1_000_000, tonic::Code::Ok),
-                        status(bar.batch_id, tonic::Code::Ok),
-                    ],
-                    Peer::Silent => Vec::new(),
-                    Peer::EndsAfterOne => {
-                        let _ = tx.send(Ok(status(bar.batch_id, tonic::Code::Ok))).await;
-                        return;
-                    }
+                if peer == Peer::Slow {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let (answers, end) = match reply(peer, stream_no, bar.batch_id, &mut held) {
+                    Reply::Answers(answers) => (answers, false),
+                    Reply::AnswersThenEnd(answers) => (answers, true),
                 };
                 for answer in answers {
-                    if tx.send(Ok(answer)).await.is_err() {
+                    if tx.send(answer).await.is_err() {
                         return;
                     }
+                }
+                if end {
+                    return;
                 }
             }
         });
         let stream: StatusStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
         Box::pin(async move { Ok(tonic::Response::new(stream)) })
+    }
+}
+
+/// What the fake receiver does on reading a batch.
+enum Reply {
+    /// Sends these and reads on.
+    Answers(Vec<Result<BatchStatus, tonic::Status>>),
+    /// Sends these and ends the stream.
+    AnswersThenEnd(Vec<Result<BatchStatus, tonic::Status>>),
+}
+
+/// How `peer` answers batch `id` on its stream `stream_no`; `held` keeps the ids of
+/// batches whose answers wait.
+fn reply(peer: Peer, stream_no: usize, id: i64, held: &mut Vec<i64>) -> Reply {
+    let ok = |id| Ok(status(id, tonic::Code::Ok));
+    let code = |code| vec![Ok(status(id, code))];
+    match peer {
+        Peer::ClosesStream => Reply::AnswersThenEnd(Vec::new()),
+        Peer::AcksThenNamesZstd if stream_no == 0 && id > 0 => {
+            let refusal = "Content is compressed with `zstd` which isn't supported";
+            Reply::AnswersThenEnd(vec![Err(tonic::Status::unimplemented(refusal))])
+        }
+        Peer::Unavailable { streams } if stream_no < streams => {
+            Reply::Answers(code(tonic::Code::Unavailable))
+        }
+        Peer::RefusesSecondOfFive if stream_no == 0 => {
+            held.push(id);
+            if held.len() < 5 {
+                return Reply::Answers(Vec::new());
+            }
+            let answers = held.drain(..).map(|id| {
+                if id == 1 {
+                    Ok(status(id, tonic::Code::Unavailable))
+                } else {
+                    ok(id)
+                }
+            });
+            Reply::Answers(answers.collect())
+        }
+        Peer::CancelsAll => Reply::AnswersThenEnd(code(tonic::Code::Cancelled)),
+        Peer::CancelsFirst if stream_no == 0 => Reply::AnswersThenEnd(code(tonic::Code::Cancelled)),
+        Peer::Healthy
+        | Peer::HealthyGzip
+        | Peer::HealthyZstd
+        | Peer::Slow
+        | Peer::AcksThenNamesZstd
+        | Peer::Limited
+        | Peer::RequiresToken
+        | Peer::CancelsFirst
+        | Peer::RefusesSecondOfFive
+        | Peer::Unavailable { .. } => Reply::Answers(vec![ok(id)]),
+        Peer::InvalidArgument => Reply::Answers(code(tonic::Code::InvalidArgument)),
+        Peer::InvalidArgumentNoisily => Reply::Answers(vec![Ok(BatchStatus {
+            status_message: noise(),
+            ..status(id, tonic::Code::InvalidArgument)
+        })]),
+        Peer::UnknownIds => Reply::Answers(vec![ok(id + 1_000_000), ok(id)]),
+        Peer::Silent => Reply::Answers(Vec::new()),
+        Peer::EndsAfterOne => Reply::AnswersThenEnd(vec![ok(id)]),
     }
 }
 
@@ -510,9 +531,11 @@ fn a_closed_stream_reconnects_and_gives_up_after_the_retry_budget() {
     });
     run.close(Duration::from_millis(100));
     run.assert_conserved(3, 6);
-    assert!(run.get(|s| &s.stream_failures) >= 3);
-    assert_eq!(run.get(|s| &s.batches_retried), 6, "two retries each");
-    assert!(server.seen.streams.load(Ordering::SeqCst) >= 3);
+    // The receiver reads the oldest batch and ends the stream: only the oldest spends
+    // a retry each time, so each batch is the oldest on three streams (the first send
+    // and two retries) before it is dropped, and the others go again for free.
+    assert_eq!(run.get(|s| &s.stream_failures), 9);
+    assert_eq!(server.seen.streams.load(Ordering::SeqCst), 9);
     assert_eq!(run.logged("ended the stream"), 1, "{:?}", run.logs);
     assert_eq!(run.logged("dropping batches"), 1, "{:?}", run.logs);
 }
@@ -722,6 +745,25 @@ fn https_to_an_untrusted_certificate_is_a_counted_connect_failure() {
     );
     let logged = run.logged("cannot connect") + run.logged("refused the stream");
     assert_eq!(logged, 1, "{:?}", run.logs);
+}
+
+#[test]
+fn a_refused_batch_goes_again_alone_and_the_ones_beside_it_are_not_sent_twice() {
+    // The receiver answers batch by batch: it took the batches after the refused one,
+    // so sending them again would count their points twice.
+    let server = serve(Peer::RefusesSecondOfFive);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |_| {});
+    run.push(5, 2);
+    run.close(Duration::from_secs(10));
+    run.assert_conserved(5, 10);
+    assert_eq!(run.get(|s| &s.batches_acked), 5);
+    assert_eq!(run.get(|s| &s.batches_rejected), 1);
+    assert_eq!(run.get(|s| &s.batches_retried), 1);
+    assert_eq!(run.get(|s| &s.stream_failures), 1);
+    let streams = server.seen.batches.lock().unwrap().clone();
+    let read: Vec<usize> = streams.iter().map(Vec::len).collect();
+    assert_eq!(read, [5, 1], "five batches, then the refused one again");
+    assert_eq!(run.logged("answered Unavailable"), 1, "{:?}", run.logs);
 }
 
 #[test]
