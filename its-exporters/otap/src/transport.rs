@@ -231,6 +231,7 @@ impl TransportHandle {
                             retry: VecDeque::new(),
                             log,
                             auto: Some(CompressionEncoding::Zstd),
+                            pushback: None,
                         }
                         .run(),
                     ),
@@ -535,6 +536,9 @@ struct Transport {
     /// What `GrpcCompression::Auto` sends now: zstd, then gzip, then nothing, as the
     /// receiver refuses each.
     auto: Option<CompressionEncoding>,
+    /// The least wait before the next stream, as the receiver asked with its last
+    /// refusal (`grpc-retry-pushback-ms`, or memory pressure).
+    pushback: Option<Duration>,
 }
 
 impl Transport {
@@ -593,9 +597,11 @@ impl Transport {
             .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
-    /// Waits out the backoff (cut short by the shutdown deadline), then doubles it.
+    /// Waits out the backoff, or what the receiver asked for if longer (cut short by
+    /// the shutdown deadline), then doubles the backoff.
     async fn back_off(&mut self, backoff: &mut Duration) {
-        let mut until = tokio::time::Instant::now() + *backoff;
+        let wait = self.pushback.take().map_or(*backoff, |p| p.max(*backoff));
+        let mut until = tokio::time::Instant::now() + wait;
         if let Some(deadline) = self.shared.deadline() {
             until = until.min(tokio::time::Instant::from_std(deadline));
         }
@@ -864,6 +870,7 @@ impl Transport {
         self.log.warn(Problem::Broken, || {
             format!("stream to {endpoint} broke: {}", status_text(status))
         });
+        self.pushback = pushback(status);
         if let Some(limit) = size_limit(status) {
             self.end_in_flight(in_flight, |t, job| {
                 if job.size <= limit {
@@ -906,6 +913,7 @@ impl Transport {
             }
             Ok(Err(status)) if self.compression_refused_by(&status) => Err(Refused::Compression),
             Ok(Err(status)) => {
+                self.pushback = pushback(&status);
                 let endpoint = &self.settings.endpoint;
                 let retryable = retryable(status.code());
                 self.log.warn(Problem::Broken, || {
@@ -1172,6 +1180,24 @@ fn size_limit(status: &tonic::Status) -> Option<u64> {
         .filter(|limit| *limit >= 1024)
 }
 
+/// How long `status` asks the client to wait before it tries again: its
+/// `grpc-retry-pushback-ms` (the gRPC retry design's header, which the Rust OTAP
+/// receiver sends under memory pressure), at most 5 minutes; for RESOURCE_EXHAUSTED
+/// without it (the Go receiver's admission limit, "too much pending data") a second,
+/// so that an overloaded receiver is not met with retries every few milliseconds.
+fn pushback(status: &tonic::Status) -> Option<Duration> {
+    let asked = status
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms).min(Duration::from_mins(5)));
+    asked.or_else(|| {
+        (status.code() == tonic::Code::ResourceExhausted && !too_large(status))
+            .then_some(Duration::from_secs(1))
+    })
+}
+
 /// Whether `status` says a message was over the receiver's size limit: tonic answers
 /// OUT_OF_RANGE "Error, decoded message length too large" (RESOURCE_EXHAUSTED "Error
 /// decompressing: size limit, of N bytes, exceeded" for a compressed one), grpc-go
@@ -1237,7 +1263,7 @@ impl Default for TransportSettings {
             max_retries: 3,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
-            ack_timeout: Duration::from_secs(10),
+            ack_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             max_stream_lifetime: Duration::from_mins(10),
             headers: Vec::new(),
@@ -1269,5 +1295,44 @@ mod tests {
         assert_eq!(limit(ResourceExhausted, "message too large"), None);
         assert_eq!(limit(ResourceExhausted, "quota exhausted for 60 s"), None);
         assert_eq!(limit(Unavailable, go), None);
+    }
+
+    #[test]
+    fn a_receivers_pushback_sets_the_least_wait() {
+        use tonic::Code::{ResourceExhausted, Unavailable};
+        let with = |code, header: Option<&str>| {
+            let mut status = tonic::Status::new(code, "memory pressure");
+            if let Some(value) = header {
+                status
+                    .metadata_mut()
+                    .insert("grpc-retry-pushback-ms", value.parse().unwrap());
+            }
+            pushback(&status)
+        };
+        assert_eq!(
+            with(ResourceExhausted, Some("1500")),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            with(Unavailable, Some("250")),
+            Some(Duration::from_millis(250))
+        );
+        // A receiver cannot park the exporter for ever.
+        assert_eq!(
+            with(Unavailable, Some("999999999")),
+            Some(Duration::from_mins(5))
+        );
+        // Overload without a header: a second; anything else: the usual backoff.
+        assert_eq!(with(ResourceExhausted, None), Some(Duration::from_secs(1)));
+        assert_eq!(
+            with(ResourceExhausted, Some("soon")),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(with(Unavailable, None), None);
+        let too_large = tonic::Status::new(
+            ResourceExhausted,
+            "received message larger than max (5 vs. 4194304)",
+        );
+        assert_eq!(pushback(&too_large), None);
     }
 }

@@ -56,6 +56,10 @@ enum Peer {
     CancelsFirst,
     /// Answers every batch CANCELED and ends the stream.
     CancelsAll,
+    /// Refuses its first call with RESOURCE_EXHAUSTED "memory pressure" and
+    /// `grpc-retry-pushback-ms: 400`, as the Rust receiver under memory pressure does;
+    /// healthy afterwards.
+    PushesBack,
     /// On its first stream holds its answers until it has read five batches, then
     /// answers them in order: UNAVAILABLE for the second, OK for the others; healthy
     /// afterwards.
@@ -88,6 +92,8 @@ struct Seen {
     ipc_zstd: Mutex<Vec<bool>>,
     /// The `grpc-encoding` of each call, taken or refused, in arrival order.
     encodings: Mutex<Vec<Option<String>>>,
+    /// When each call arrived.
+    opened: Mutex<Vec<Instant>>,
 }
 
 #[derive(Clone)]
@@ -158,6 +164,7 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
     ) -> Self::Future {
         let FakeReceiver { peer, seen } = self.clone();
         let stream_no = seen.streams.fetch_add(1, Ordering::SeqCst);
+        seen.opened.lock().unwrap().push(Instant::now());
         let authorization = request
             .metadata()
             .get("authorization")
@@ -165,6 +172,13 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
             .map(str::to_owned);
         let authorized = authorization.as_deref() == Some(TOKEN);
         seen.authorization.lock().unwrap().push(authorization);
+        if peer == Peer::PushesBack && stream_no == 0 {
+            let mut refusal = tonic::Status::resource_exhausted("memory pressure");
+            refusal
+                .metadata_mut()
+                .insert("grpc-retry-pushback-ms", "400".parse().unwrap());
+            return Box::pin(async { Err(refusal) });
+        }
         if peer == Peer::RequiresToken && !authorized {
             return Box::pin(async {
                 Err(tonic::Status::unauthenticated("missing or wrong token"))
@@ -265,6 +279,7 @@ fn reply(peer: Peer, stream_no: usize, id: i64, held: &mut Vec<i64>) -> Reply {
         | Peer::Limited
         | Peer::RequiresToken
         | Peer::CancelsFirst
+        | Peer::PushesBack
         | Peer::RefusesSecondOfFive
         | Peer::Unavailable { .. } => Reply::Answers(vec![ok(id)]),
         Peer::InvalidArgument => Reply::Answers(code(tonic::Code::InvalidArgument)),
@@ -764,6 +779,21 @@ fn a_refused_batch_goes_again_alone_and_the_ones_beside_it_are_not_sent_twice() 
     let read: Vec<usize> = streams.iter().map(Vec::len).collect();
     assert_eq!(read, [5, 1], "five batches, then the refused one again");
     assert_eq!(run.logged("answered Unavailable"), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn a_receiver_under_pressure_gets_the_wait_it_asks_for() {
+    let server = serve(Peer::PushesBack);
+    // Backoffs of a few milliseconds: only the pushback can make the wait long.
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |_| {});
+    run.push(1, 2);
+    run.close(Duration::from_secs(10));
+    run.assert_conserved(1, 2);
+    assert_eq!(run.get(|s| &s.batches_acked), 1);
+    let opened = server.seen.opened.lock().unwrap().clone();
+    assert_eq!(opened.len(), 2);
+    let waited = opened[1] - opened[0];
+    assert!(waited >= Duration::from_millis(400), "waited {waited:?}");
 }
 
 #[test]
