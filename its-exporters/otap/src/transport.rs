@@ -1092,10 +1092,14 @@ fn refuses_compression(status: &tonic::Status, encoding: CompressionEncoding) ->
         status.code(),
         tonic::Code::Unimplemented | tonic::Code::Internal | tonic::Code::InvalidArgument
     );
-    // Naming the encoding or the header: not our own "error decompressing" of a response.
+    // Naming the header, or the encoding as the message's compression: not our own
+    // "error decompressing" of a response, nor a decode error that mentions zstd (of
+    // an Arrow IPC body, say).
     let name = encoding.to_string();
     let text = status.message().to_ascii_lowercase();
-    let named = text.contains(&name) || text.contains("grpc-encoding");
+    let named = text.contains("grpc-encoding")
+        || text.contains(&format!("compressed with `{name}`"))
+        || text.contains(&format!("compressed with {name}"));
     let not_listed = status
         .metadata()
         .get("grpc-accept-encoding")
@@ -1295,6 +1299,39 @@ mod tests {
         assert_eq!(limit(ResourceExhausted, "message too large"), None);
         assert_eq!(limit(ResourceExhausted, "quota exhausted for 60 s"), None);
         assert_eq!(limit(Unavailable, go), None);
+    }
+
+    #[test]
+    fn compression_refusals_are_told_from_errors_that_mention_zstd() {
+        use tonic::Code::{Internal, Unimplemented};
+        let zstd = CompressionEncoding::Zstd;
+        let refuses =
+            |code, message: &str| refuses_compression(&tonic::Status::new(code, message), zstd);
+        // tonic, grpc-go, grpcio.
+        assert!(refuses(
+            Unimplemented,
+            "Content is compressed with `zstd` which isn't supported"
+        ));
+        assert!(refuses(
+            Unimplemented,
+            "grpc: Decompressor is not installed for grpc-encoding \"zstd\""
+        ));
+        assert!(refuses(Internal, "Error parsing 'grpc-encoding' metadata"));
+        // A receiver that could not decode a zstd IPC body has taken the message.
+        assert!(!refuses(
+            Internal,
+            "otel-arrow decode: zstd: invalid input: magic number mismatch"
+        ));
+        // A server that lists what it takes.
+        let mut listed = tonic::Status::new(Unimplemented, "unsupported");
+        listed
+            .metadata_mut()
+            .insert("grpc-accept-encoding", "gzip, identity".parse().unwrap());
+        assert!(refuses_compression(&listed, zstd));
+        listed
+            .metadata_mut()
+            .insert("grpc-accept-encoding", "zstd, gzip".parse().unwrap());
+        assert!(!refuses_compression(&listed, zstd));
     }
 
     #[test]
