@@ -790,8 +790,9 @@ impl Transport {
                         cancelled = true;
                     }
                     Ok(Some(status)) => {
+                        // Any answer shows the receiver reads our messages.
+                        answered = true;
                         if self.answer(&status, &mut in_flight) {
-                            answered = true;
                             *backoff = self.settings.initial_backoff;
                         } else {
                             failed = true;
@@ -817,8 +818,9 @@ impl Transport {
                         return StreamEnd::Failed;
                     }
                 },
-                // Also while retiring: a close sets its deadline through this.
-                () = self.shared.work.notified(), if in_flight.len() < window => {}
+                // New work, or a close setting its deadline (also while retiring or
+                // with a full window: the deadline must cut the wait short).
+                () = self.shared.work.notified() => {}
                 () = sleep_until_or_forever(wake_at) => {
                     if answer_by.is_some_and(|a| tokio::time::Instant::now() >= a) {
                         self.no_answer();
@@ -871,7 +873,8 @@ impl Transport {
             format!("stream to {endpoint} broke: {}", status_text(status))
         });
         self.pushback = pushback(status);
-        if let Some(limit) = size_limit(status) {
+        let limit = size_limit(status);
+        if let Some(limit) = limit.filter(|l| in_flight.values().any(|(job, _)| job.size > *l)) {
             self.end_in_flight(in_flight, |t, job| {
                 if job.size <= limit {
                     t.send_again(job);
@@ -880,6 +883,8 @@ impl Transport {
                 }
             });
         } else {
+            // No batch over a limit the status names (it may be our own client's, on
+            // an oversized answer): charged as any broken stream.
             // UNIMPLEMENTED on a stream the receiver took is no missing service.
             let code = status.code();
             let retry = code == tonic::Code::Unimplemented || retryable(code);
@@ -906,7 +911,11 @@ impl Transport {
             })?;
             grpc.streaming(request, path, codec).await
         };
-        match tokio::time::timeout(self.settings.ack_timeout, started).await {
+        let mut give_up_at = tokio::time::Instant::now() + self.settings.ack_timeout;
+        if let Some(deadline) = self.shared.deadline() {
+            give_up_at = give_up_at.min(tokio::time::Instant::from_std(deadline));
+        }
+        match tokio::time::timeout_at(give_up_at, started).await {
             Err(_) => {
                 self.no_answer();
                 Err(Refused::Other { retryable: true })
@@ -1085,8 +1094,10 @@ fn retryable(code: tonic::Code) -> bool {
 /// Whether `status` says the receiver cannot read messages compressed with `encoding`.
 /// tonic answers UNIMPLEMENTED "Content is compressed with `zstd` which isn't
 /// supported", grpc-go UNIMPLEMENTED "grpc: Decompressor is not installed for
-/// grpc-encoding", and grpcio INTERNAL "Error parsing 'grpc-encoding' metadata"; a
-/// server may also list what it takes in `grpc-accept-encoding`.
+/// grpc-encoding", grpc-java UNIMPLEMENTED "Can't find decompressor for zstd",
+/// C-core "Compression algorithm 'zstd' is disabled", and grpcio INTERNAL "Error
+/// parsing 'grpc-encoding' metadata"; a server may also list what it takes in
+/// `grpc-accept-encoding`.
 fn refuses_compression(status: &tonic::Status, encoding: CompressionEncoding) -> bool {
     let code = matches!(
         status.code(),
@@ -1099,7 +1110,11 @@ fn refuses_compression(status: &tonic::Status, encoding: CompressionEncoding) ->
     let text = status.message().to_ascii_lowercase();
     let named = text.contains("grpc-encoding")
         || text.contains(&format!("compressed with `{name}`"))
-        || text.contains(&format!("compressed with {name}"));
+        || text.contains(&format!("compressed with {name}"))
+        || text.contains(&format!("decompressor for {name}"))
+        || text.contains(&format!("algorithm '{name}'"))
+        // UNIMPLEMENTED is about what the server cannot do, never a decode error.
+        || (status.code() == tonic::Code::Unimplemented && text.contains(&name));
     let not_listed = status
         .metadata()
         .get("grpc-accept-encoding")
@@ -1317,6 +1332,13 @@ mod tests {
             "grpc: Decompressor is not installed for grpc-encoding \"zstd\""
         ));
         assert!(refuses(Internal, "Error parsing 'grpc-encoding' metadata"));
+        // grpc-java, C-core.
+        assert!(refuses(Unimplemented, "Can't find decompressor for zstd"));
+        assert!(refuses(Internal, "Can't find decompressor for zstd"));
+        assert!(refuses(
+            Internal,
+            "Compression algorithm 'zstd' is disabled."
+        ));
         // A receiver that could not decode a zstd IPC body has taken the message.
         assert!(!refuses(
             Internal,

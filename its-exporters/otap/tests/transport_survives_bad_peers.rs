@@ -56,6 +56,9 @@ enum Peer {
     CancelsFirst,
     /// Answers every batch CANCELED and ends the stream.
     CancelsAll,
+    /// Answers every batch OK with a 5 MB message: over what our client reads (4 MiB),
+    /// so our side of the stream fails with "message length too large".
+    HugeAnswers,
     /// Refuses its first call with RESOURCE_EXHAUSTED "memory pressure" and
     /// `grpc-retry-pushback-ms: 400`, as the Rust receiver under memory pressure does;
     /// healthy afterwards.
@@ -289,6 +292,10 @@ fn reply(peer: Peer, stream_no: usize, id: i64, held: &mut Vec<i64>) -> Reply {
         })]),
         Peer::UnknownIds => Reply::Answers(vec![ok(id + 1_000_000), ok(id)]),
         Peer::Silent => Reply::Answers(Vec::new()),
+        Peer::HugeAnswers => Reply::Answers(vec![Ok(BatchStatus {
+            status_message: "x".repeat(5_000_000),
+            ..status(id, tonic::Code::Ok)
+        })]),
         Peer::EndsAfterOne => Reply::AnswersThenEnd(vec![ok(id)]),
     }
 }
@@ -678,6 +685,24 @@ fn a_batch_over_the_receivers_limit_is_dropped_alone() {
     // The small batch after the big one went again at most once; the big one never.
     assert!(run.get(|s| &s.batches_retried) <= 1, "{:?}", run.stats);
     assert_eq!(run.get(|s| &s.stream_failures), 1);
+}
+
+#[test]
+fn a_size_limit_no_batch_is_over_still_charges_the_oldest() {
+    // Our own client names the limit here (4 MiB, on the receiver's answers), and no
+    // batch is over it: the failed streams must still spend retries, or the same
+    // batches would go round for ever.
+    let server = serve(Peer::HugeAnswers);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_retries = 1;
+    });
+    run.push(2, 3);
+    wait_until("both batches given up", || {
+        run.get(|s| &s.batches_dropped) == 2
+    });
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(2, 6);
+    assert_eq!(run.get(|s| &s.batches_acked), 0);
 }
 
 #[test]
