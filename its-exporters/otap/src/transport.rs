@@ -170,6 +170,8 @@ fn bump(counter: &AtomicU64, by: u64) {
 /// One interval's tables, waiting or in flight.
 #[derive(Debug)]
 struct Job {
+    /// Its place among the batches pushed (oldest first), which retries keep.
+    seq: u64,
     tables: MetricsTables,
     points: u64,
     attempts: u32,
@@ -185,6 +187,8 @@ struct Shared {
     work: Notify,
     deadline: Mutex<Option<Instant>>,
     stats: Arc<TransportStats>,
+    /// The next batch's `Job::seq`.
+    next_seq: AtomicU64,
 }
 
 /// The node's end: queue tables, close, wait for the end.
@@ -207,6 +211,7 @@ impl TransportHandle {
             work: Notify::new(),
             deadline: Mutex::new(None),
             stats,
+            next_seq: AtomicU64::new(0),
         });
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let capacity = settings.queue_capacity;
@@ -267,6 +272,7 @@ impl TransportHandle {
         let jobs = parts
             .into_iter()
             .map(|tables| Job {
+                seq: self.shared.next_seq.fetch_add(1, Ordering::Relaxed),
                 points: tables.point_count() as u64,
                 tables,
                 attempts: 0,
@@ -510,18 +516,64 @@ enum StreamEnd {
     Idle,
     /// A failure; reconnect after a backoff.
     Failed,
+    /// The receiver cancelled the stream's batches and took none: reconnect after a
+    /// backoff, without counting a failure.
+    Paused,
 }
 
 impl StreamEnd {
     /// How a stream that ran out of batches in flight ended: in failure if a batch
-    /// was refused on it.
-    fn after(failed: bool) -> StreamEnd {
+    /// was refused on it; with a pause if the receiver cancelled and took nothing.
+    fn after(failed: bool, paused: bool) -> StreamEnd {
         if failed {
             StreamEnd::Failed
+        } else if paused {
+            StreamEnd::Paused
         } else {
             StreamEnd::Idle
         }
     }
+}
+
+/// What the receiver said on one stream so far.
+#[derive(Default)]
+struct Heard {
+    /// An OK.
+    acked: bool,
+    /// CANCELED: the receiver is closing the stream.
+    cancelled: bool,
+    /// A refusal: the stream ends in failure once the batches in flight beside it are
+    /// answered (the receiver may have taken them: sending them again would count
+    /// them twice).
+    failed: bool,
+}
+
+impl Heard {
+    /// Some status for a batch in flight: the receiver reads our messages.
+    fn answered(&self) -> bool {
+        self.acked || self.cancelled || self.failed
+    }
+
+    /// The stream takes no new batch.
+    fn retiring(&self) -> bool {
+        self.cancelled || self.failed
+    }
+
+    /// How the stream ends once nothing is in flight.
+    fn end(&self) -> StreamEnd {
+        StreamEnd::after(self.failed, self.cancelled && !self.acked)
+    }
+}
+
+/// What an answer said.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// OK for a batch in flight.
+    Acked,
+    /// A non-OK status for a batch in flight.
+    Refused,
+    /// A status for a batch id not in flight.
+    Unknown,
 }
 
 struct Transport {
@@ -530,7 +582,8 @@ struct Transport {
     metadata: MetadataMap,
     settings: TransportSettings,
     shared: Arc<Shared>,
-    /// Batches to send again on the next stream, oldest first (at most `max_in_flight`).
+    /// Batches to send again on the next stream, oldest first (by `Job::seq`), ahead
+    /// of those waiting in the queue.
     retry: VecDeque<Job>,
     log: LogOnce,
     /// What `GrpcCompression::Auto` sends now: zstd, then gzip, then nothing, as the
@@ -587,6 +640,7 @@ impl Transport {
                     bump(&self.shared.stats.stream_failures, 1);
                     self.back_off(&mut backoff).await;
                 }
+                StreamEnd::Paused => self.back_off(&mut backoff).await,
             }
         }
     }
@@ -646,7 +700,7 @@ impl Transport {
         job.attempts += 1;
         if retryable && job.attempts <= self.settings.max_retries {
             bump(&self.shared.stats.batches_retried, 1);
-            self.retry.push_back(job);
+            self.put_back(job);
         } else {
             self.shared.count_dropped(&job);
             let endpoint = &self.settings.endpoint;
@@ -735,17 +789,11 @@ impl Transport {
         };
 
         let retire_at = tokio::time::Instant::now() + self.settings.max_stream_lifetime;
-        let mut answered = false;
-        // The receiver said CANCELED: it is closing the stream.
-        let mut cancelled = false;
-        // The receiver refused a batch: this stream ends in failure, once the batches
-        // it still holds are answered (it may have taken them: sending them again
-        // would count them twice).
-        let mut failed = false;
+        let mut heard = Heard::default();
         loop {
             // A stream past its lifetime, one the receiver is closing, and one that
             // failed take no new batch and end once answered.
-            let retiring = cancelled || failed || tokio::time::Instant::now() >= retire_at;
+            let retiring = heard.retiring() || tokio::time::Instant::now() >= retire_at;
             if !retiring {
                 self.fill(&mut producer, &tx, &mut in_flight);
             }
@@ -767,7 +815,7 @@ impl Transport {
             if retiring && in_flight.is_empty() {
                 // Unless it failed, the next batch opens a fresh stream right away.
                 drop(tx);
-                return StreamEnd::after(failed);
+                return heard.end();
             }
             let oldest = in_flight.values().map(|(_, sent)| *sent).min();
             let answer_by = oldest.map(|sent| sent + self.settings.ack_timeout);
@@ -780,24 +828,14 @@ impl Transport {
                 message = inbound.message() => match message {
                     // Servers end streams that sat idle (or too long): not a failure
                     // when nothing was waiting for an answer.
-                    Ok(None) | Err(_) if in_flight.is_empty() => return StreamEnd::after(failed),
-                    // OTAP's CANCELED: the receiver is closing itself (it read the end
-                    // of our stream, or it shuts down), which is no error. That batch
-                    // goes again on the next stream, spending a retry, so that a
-                    // receiver cancelling everything cannot keep a batch going for ever.
-                    Ok(Some(status)) if status.status_code == tonic::Code::Cancelled as i32 => {
-                        self.cancelled(&status, &mut in_flight);
-                        cancelled = true;
+                    Ok(None) | Err(_) if in_flight.is_empty() => return heard.end(),
+                    // The receiver closing itself, as it said with CANCELED: what it
+                    // did not answer goes again, without a charge (it read none of it).
+                    Ok(None) | Err(_) if heard.cancelled => {
+                        self.end_in_flight(in_flight, Self::send_again);
+                        return StreamEnd::after(heard.failed, !heard.acked);
                     }
-                    Ok(Some(status)) => {
-                        // Any answer shows the receiver reads our messages.
-                        answered = true;
-                        if self.answer(&status, &mut in_flight) {
-                            *backoff = self.settings.initial_backoff;
-                        } else {
-                            failed = true;
-                        }
-                    }
+                    Ok(Some(status)) => self.hear(&status, &mut in_flight, &mut heard, backoff),
                     Ok(None) => {
                         let endpoint = &self.settings.endpoint;
                         let open = in_flight.len();
@@ -809,7 +847,7 @@ impl Transport {
                     }
                     // A receiver that answered has read our messages: a later status
                     // naming the encoding is no refusal of it.
-                    Err(status) if !answered && self.compression_refused_by(&status) => {
+                    Err(status) if !heard.answered() && self.compression_refused_by(&status) => {
                         self.give_back(in_flight);
                         return StreamEnd::Idle;
                     }
@@ -848,14 +886,32 @@ impl Transport {
         }
     }
 
-    /// A batch answered CANCELED goes again on the next stream, spending a retry.
-    fn cancelled(
+    /// Handles one status on a stream and notes in `heard` what it says.
+    fn hear(
         &mut self,
         status: &BatchStatus,
         in_flight: &mut BTreeMap<i64, (Job, tokio::time::Instant)>,
+        heard: &mut Heard,
+        backoff: &mut Duration,
     ) {
-        if let Some((job, _)) = in_flight.remove(&status.batch_id) {
-            self.requeue(job, true);
+        // OTAP's CANCELED: the receiver is closing itself (it read the end of our
+        // stream, or it shuts down), which is no error. That batch goes again on the
+        // next stream, spending a retry, so that a receiver cancelling everything
+        // cannot keep a batch going for ever.
+        if status.status_code == tonic::Code::Cancelled as i32 {
+            if let Some((job, _)) = in_flight.remove(&status.batch_id) {
+                self.requeue(job, true);
+            }
+            heard.cancelled = true;
+            return;
+        }
+        match self.answer(status, in_flight) {
+            Answer::Acked => {
+                heard.acked = true;
+                *backoff = self.settings.initial_backoff;
+            }
+            Answer::Refused => heard.failed = true,
+            Answer::Unknown => {}
         }
     }
 
@@ -977,13 +1033,13 @@ impl Transport {
         }
     }
 
-    /// Handles one status: `false` when the receiver refused the batch, which ends
-    /// the stream in failure once the others are answered.
+    /// Handles one status. A refused batch ends the stream in failure once the others
+    /// are answered.
     fn answer(
         &mut self,
         status: &BatchStatus,
         in_flight: &mut BTreeMap<i64, (Job, tokio::time::Instant)>,
-    ) -> bool {
+    ) -> Answer {
         let Some((job, _)) = in_flight.remove(&status.batch_id) else {
             bump(&self.shared.stats.unknown_statuses, 1);
             let endpoint = &self.settings.endpoint;
@@ -991,13 +1047,13 @@ impl Transport {
             self.log.warn(Problem::UnknownBatchId, || {
                 format!("{endpoint} answered batch id {id}, which is not in flight; ignored (and counted in its.exporter.otap.unknown_statuses)")
             });
-            return true;
+            return Answer::Unknown;
         };
         if status.status_code == 0 {
             bump(&self.shared.stats.batches_acked, 1);
             bump(&self.shared.stats.points_acked, job.points);
             self.log.delivered(&self.settings.endpoint);
-            return true;
+            return Answer::Acked;
         }
         bump(&self.shared.stats.batches_rejected, 1);
         let code = tonic::Code::from_i32(status.status_code);
@@ -1011,28 +1067,33 @@ impl Transport {
             )
         });
         self.requeue(job, retryable);
-        false
+        Answer::Refused
     }
 
-    /// The stream ended with `in_flight` unanswered: `each` handles them oldest first,
-    /// and what it puts back in `retry` goes ahead of the batches not yet sent.
+    /// The stream ended with `in_flight` unanswered: `each` handles them oldest first
+    /// (and puts what goes again back in `retry` with [`Transport::put_back`]).
     fn end_in_flight(
         &mut self,
         in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
         mut each: impl FnMut(&mut Self, Job),
     ) {
-        let not_sent: Vec<Job> = self.retry.drain(..).collect();
         for (_, (job, _)) in in_flight {
             each(self, job);
         }
-        self.retry.extend(not_sent);
         self.shared.stats.in_flight.store(0, Ordering::Relaxed);
+    }
+
+    /// `job` back in `retry`, in the order the batches were pushed: an older interval
+    /// never goes out after a newer one it was queued before.
+    fn put_back(&mut self, job: Job) {
+        let at = self.retry.partition_point(|j| j.seq < job.seq);
+        self.retry.insert(at, job);
     }
 
     /// The stream could not carry its batches for a reason of ours (a compression the
     /// receiver does not take): they go first on the next stream, as if never sent.
     fn give_back(&mut self, in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>) {
-        self.end_in_flight(in_flight, |t, job| t.retry.push_back(job));
+        self.end_in_flight(in_flight, Self::put_back);
     }
 
     /// The stream failed: every unanswered batch is retried (oldest first) if
@@ -1075,7 +1136,7 @@ impl Transport {
     /// `job` goes again on the next stream without spending a retry.
     fn send_again(&mut self, job: Job) {
         bump(&self.shared.stats.batches_retried, 1);
-        self.retry.push_back(job);
+        self.put_back(job);
     }
 }
 

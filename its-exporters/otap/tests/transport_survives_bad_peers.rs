@@ -56,6 +56,10 @@ enum Peer {
     CancelsFirst,
     /// Answers every batch CANCELED and ends the stream.
     CancelsAll,
+    /// On its first stream holds its answers until it has read three batches, then
+    /// answers the first OK and the second CANCELED, and ends the stream without
+    /// answering the third, as a receiver closing itself; healthy afterwards.
+    CancelsSecondOfThree,
     /// Answers every batch OK with a 5 MB message: over what our client reads (4 MiB),
     /// so our side of the stream fails with "message length too large".
     HugeAnswers,
@@ -97,6 +101,8 @@ struct Seen {
     encodings: Mutex<Vec<Option<String>>>,
     /// When each call arrived.
     opened: Mutex<Vec<Instant>>,
+    /// The points of each batch read, per stream (its number data points).
+    points: Mutex<Vec<Vec<usize>>>,
 }
 
 #[derive(Clone)]
@@ -192,9 +198,12 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
         let mine = {
             let mut batches = seen.batches.lock().unwrap();
             batches.push(Vec::new());
+            seen.points.lock().unwrap().push(Vec::new());
             batches.len() - 1
         };
         tokio::spawn(async move {
+            // This stream's NUMBER_DATA_POINTS IPC stream so far.
+            let mut number_points = Vec::new();
             let mut held = Vec::new();
             while let Some(read) = inbound.next().await {
                 // A message it cannot read (over its size limit) ends the call with
@@ -211,6 +220,10 @@ impl tonic::server::StreamingService<BatchArrowRecords> for FakeReceiver {
                     .first()
                     .is_some_and(|p| starts_with_schema(&p.record));
                 seen.batches.lock().unwrap()[mine].push((bar.batch_id, schema_first));
+                if let Some(p) = bar.arrow_payloads.iter().find(|p| p.r#type == 11) {
+                    number_points.extend_from_slice(&p.record);
+                    seen.points.lock().unwrap()[mine].push(last_batch_rows(&number_points));
+                }
                 if let Some(p) = bar.arrow_payloads.first() {
                     seen.ipc_zstd.lock().unwrap().push(zstd_bodies(&p.record));
                 }
@@ -273,6 +286,15 @@ fn reply(peer: Peer, stream_no: usize, id: i64, held: &mut Vec<i64>) -> Reply {
             Reply::Answers(answers.collect())
         }
         Peer::CancelsAll => Reply::AnswersThenEnd(code(tonic::Code::Cancelled)),
+        Peer::CancelsSecondOfThree if stream_no == 0 => {
+            held.push(id);
+            if held.len() < 3 {
+                return Reply::Answers(Vec::new());
+            }
+            let (first, second) = (held[0], held[1]);
+            held.clear();
+            Reply::AnswersThenEnd(vec![ok(first), Ok(status(second, tonic::Code::Cancelled))])
+        }
         Peer::CancelsFirst if stream_no == 0 => Reply::AnswersThenEnd(code(tonic::Code::Cancelled)),
         Peer::Healthy
         | Peer::HealthyGzip
@@ -282,6 +304,7 @@ fn reply(peer: Peer, stream_no: usize, id: i64, held: &mut Vec<i64>) -> Reply {
         | Peer::Limited
         | Peer::RequiresToken
         | Peer::CancelsFirst
+        | Peer::CancelsSecondOfThree
         | Peer::PushesBack
         | Peer::RefusesSecondOfFive
         | Peer::Unavailable { .. } => Reply::Answers(vec![ok(id)]),
@@ -298,6 +321,14 @@ fn reply(peer: Peer, stream_no: usize, id: i64, held: &mut Vec<i64>) -> Reply {
         })]),
         Peer::EndsAfterOne => Reply::AnswersThenEnd(vec![ok(id)]),
     }
+}
+
+/// The rows of the last record batch of the IPC stream `bytes` (0 if unreadable).
+fn last_batch_rows(bytes: &[u8]) -> usize {
+    arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .ok()
+        .and_then(|reader| reader.filter_map(Result::ok).last())
+        .map_or(0, |batch| batch.num_rows())
 }
 
 /// An IPC stream's first message is a Schema: continuation marker, length, then a
@@ -857,6 +888,29 @@ fn a_receiver_cancelling_every_batch_costs_each_its_retries_and_no_more() {
     // One stream per attempt: three for each batch.
     assert_eq!(server.seen.streams.load(Ordering::SeqCst), 6);
     assert_eq!(run.logged("dropping batches"), 1, "{:?}", run.logs);
+    // Cancelling is no refusal and no failure (each stream still waits a backoff).
+    assert_eq!(run.get(|s| &s.batches_rejected), 0);
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert_eq!(run.logged("answered"), 0, "{:?}", run.logs);
+}
+
+#[test]
+fn a_receiver_closing_itself_mid_window_gets_the_rest_again_in_order() {
+    // It answers the first OK, cancels the second and ends the stream: the second and
+    // the third go again, in the order they were pushed, and nothing counts as failed.
+    let server = serve(Peer::CancelsSecondOfThree);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |_| {});
+    for points in [10, 20, 30] {
+        run.push(1, points);
+    }
+    run.close(Duration::from_secs(10));
+    run.assert_conserved(3, 60);
+    assert_eq!(run.get(|s| &s.batches_acked), 3);
+    assert_eq!(run.get(|s| &s.batches_retried), 2);
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert!(run.logs.lock().unwrap().is_empty(), "{:?}", run.logs);
+    let points = server.seen.points.lock().unwrap().clone();
+    assert_eq!(points, [vec![10, 20, 30], vec![20, 30]]);
 }
 
 #[test]
