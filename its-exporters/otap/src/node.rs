@@ -60,7 +60,8 @@ pub struct OtapConfig {
     pub max_in_flight: usize,
     /// Intervals waiting for the transport, at most; beyond, the oldest is dropped.
     pub queue_capacity: usize,
-    /// Sends of a batch after its first, at most.
+    /// Failures charged to a batch before it is dropped, at most: a refusal of it, or
+    /// a stream that broke with it the oldest unanswered batch.
     pub max_retries: u32,
     /// First wait before reconnecting (doubles on each failure).
     #[serde(deserialize_with = "nodes::duration::deserialize")]

@@ -7,11 +7,17 @@
 //!
 //! - batch ids 0, 1, 2, … per stream; statuses are matched by id, in any order;
 //! - at most `max_in_flight` batches are unanswered at a time;
-//! - a non-OK status, a broken or closed stream, or no answer within `ack_timeout`
-//!   ends the stream: the unanswered batches are produced again, with a fresh
-//!   [`Producer`], on the next stream, after a backoff (doubling up to `max_backoff`);
+//! - a non-OK status for a batch (or CANCELED, the receiver closing itself) stops new
+//!   batches on the stream, which ends once the others are answered (the receiver
+//!   may have taken them); a broken or closed stream, or no answer within
+//!   `ack_timeout`, ends it at once. What was not taken is produced again, with a
+//!   fresh [`Producer`], on the next stream, in the order it was pushed, after a
+//!   backoff (doubling up to `max_backoff`, longer if the receiver asks);
+//! - a failure is charged to one batch: the refused one, or the oldest unanswered one
+//!   of a stream that broke (the receivers read in order); the others go again
+//!   without a charge;
 //! - the configured headers go with every stream as gRPC metadata;
-//! - a batch that failed `max_retries + 1` times, or that the receiver refused in a way
+//! - a batch charged `max_retries + 1` times, or that the receiver refused in a way
 //!   it would refuse again (invalid data, credentials, no such service), on its status
 //!   or by refusing the stream, is dropped and counted; when the queue is full the
 //!   oldest interval is dropped and counted. With cumulative temporality the next
@@ -84,7 +90,8 @@ pub struct TransportSettings {
     pub max_in_flight: usize,
     /// Intervals waiting for the transport, at most (the oldest is dropped beyond).
     pub queue_capacity: usize,
-    /// Sends of a batch after its first, at most.
+    /// Failures charged to a batch before it is dropped, at most (see the module
+    /// doc: a batch sent again beside the one charged spends nothing).
     pub max_retries: u32,
     /// First wait before reconnecting.
     pub initial_backoff: Duration,
