@@ -616,11 +616,12 @@ impl Transport {
                 self.give_up();
                 return;
             }
-            let connected =
-                tokio::time::timeout(self.settings.connect_timeout, self.endpoint.connect()).await;
+            let connected = self
+                .within(self.settings.connect_timeout, self.endpoint.connect())
+                .await;
             let channel = match connected {
-                Ok(Ok(channel)) => channel,
-                Ok(Err(e)) => {
+                Some(Ok(channel)) => channel,
+                Some(Err(e)) => {
                     bump(&self.shared.stats.connect_failures, 1);
                     let endpoint = &self.settings.endpoint;
                     self.log.warn(Problem::Connect, || {
@@ -629,7 +630,7 @@ impl Transport {
                     self.back_off(&mut backoff).await;
                     continue;
                 }
-                Err(_) => {
+                None => {
                     bump(&self.shared.stats.connect_failures, 1);
                     let endpoint = &self.settings.endpoint;
                     let timeout = self.settings.connect_timeout;
@@ -648,6 +649,24 @@ impl Transport {
                     self.back_off(&mut backoff).await;
                 }
                 StreamEnd::Paused => self.back_off(&mut backoff).await,
+            }
+        }
+    }
+
+    /// `work` run to its end, unless `limit` from now or the shutdown deadline (one
+    /// set meanwhile too) comes first: `None` then.
+    async fn within<F: std::future::Future>(&self, limit: Duration, work: F) -> Option<F::Output> {
+        let give_up_at = tokio::time::Instant::now() + limit;
+        let mut work = std::pin::pin!(work);
+        loop {
+            let until = self.shared.deadline().map_or(give_up_at, |deadline| {
+                give_up_at.min(tokio::time::Instant::from_std(deadline))
+            });
+            tokio::select! {
+                out = &mut work => return Some(out),
+                () = tokio::time::sleep_until(until) => return None,
+                // A close sets the deadline: look again.
+                () = self.shared.work.notified() => {}
             }
         }
     }
@@ -801,7 +820,8 @@ impl Transport {
             // A stream past its lifetime, one the receiver is closing, and one that
             // failed take no new batch and end once answered.
             let retiring = heard.retiring() || tokio::time::Instant::now() >= retire_at;
-            if !retiring {
+            // Nothing new goes out past the shutdown deadline: it is counted as dropped.
+            if !retiring && !self.past_deadline() {
                 self.fill(&mut producer, &tx, &mut in_flight);
             }
             self.shared
@@ -849,7 +869,7 @@ impl Transport {
                         self.log.warn(Problem::Closed, || {
                             format!("{endpoint} ended the stream with {open} batches unanswered")
                         });
-                        self.fail_oldest(in_flight, true);
+                        self.fail_rest(in_flight, &heard, true);
                         return StreamEnd::Failed;
                     }
                     // A receiver that answered has read our messages: a later status
@@ -859,7 +879,7 @@ impl Transport {
                         return StreamEnd::Idle;
                     }
                     Err(status) => {
-                        self.broken(&status, in_flight);
+                        self.broken(&status, in_flight, &heard);
                         return StreamEnd::Failed;
                     }
                 },
@@ -869,7 +889,7 @@ impl Transport {
                 () = sleep_until_or_forever(wake_at) => {
                     if answer_by.is_some_and(|a| tokio::time::Instant::now() >= a) {
                         self.no_answer();
-                        self.fail_oldest(in_flight, true);
+                        self.fail_rest(in_flight, &heard, true);
                         return StreamEnd::Failed;
                     }
                 }
@@ -905,10 +925,10 @@ impl Transport {
         // stream, or it shuts down), which is no error. That batch goes again on the
         // next stream, spending a retry, so that a receiver cancelling everything
         // cannot keep a batch going for ever.
-        if status.status_code == tonic::Code::Cancelled as i32 {
-            if let Some((job, _)) = in_flight.remove(&status.batch_id) {
-                self.requeue(job, true);
-            }
+        if status.status_code == tonic::Code::Cancelled as i32
+            && let Some((job, _)) = in_flight.remove(&status.batch_id)
+        {
+            self.requeue(job, true);
             heard.cancelled = true;
             return;
         }
@@ -930,6 +950,7 @@ impl Transport {
         &mut self,
         status: &tonic::Status,
         in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
+        heard: &Heard,
     ) {
         let endpoint = &self.settings.endpoint;
         self.log.warn(Problem::Broken, || {
@@ -951,7 +972,7 @@ impl Transport {
             // UNIMPLEMENTED on a stream the receiver took is no missing service.
             let code = status.code();
             let retry = code == tonic::Code::Unimplemented || retryable(code);
-            self.fail_oldest(in_flight, retry);
+            self.fail_rest(in_flight, heard, retry);
         }
         if self.past_deadline() {
             self.give_up();
@@ -974,17 +995,13 @@ impl Transport {
             })?;
             grpc.streaming(request, path, codec).await
         };
-        let mut give_up_at = tokio::time::Instant::now() + self.settings.ack_timeout;
-        if let Some(deadline) = self.shared.deadline() {
-            give_up_at = give_up_at.min(tokio::time::Instant::from_std(deadline));
-        }
-        match tokio::time::timeout_at(give_up_at, started).await {
-            Err(_) => {
+        match self.within(self.settings.ack_timeout, started).await {
+            None => {
                 self.no_answer();
                 Err(Refused::Other { retryable: true })
             }
-            Ok(Err(status)) if self.compression_refused_by(&status) => Err(Refused::Compression),
-            Ok(Err(status)) => {
+            Some(Err(status)) if self.compression_refused_by(&status) => Err(Refused::Compression),
+            Some(Err(status)) => {
                 self.pushback = pushback(&status);
                 let endpoint = &self.settings.endpoint;
                 let retryable = retryable(status.code());
@@ -993,7 +1010,7 @@ impl Transport {
                 });
                 Err(Refused::Other { retryable })
             }
-            Ok(Ok(response)) => Ok(response.into_inner()),
+            Some(Ok(response)) => Ok(response.into_inner()),
         }
     }
 
@@ -1014,6 +1031,10 @@ impl Transport {
         in_flight: &mut BTreeMap<i64, (Job, tokio::time::Instant)>,
     ) {
         while in_flight.len() < self.settings.max_in_flight {
+            // Room first: a batch produced moves the stream's dictionaries on, so it
+            // must go out. The channel holds `max_in_flight` messages, so there is room
+            // unless the stream is gone, which the response side reports.
+            let Ok(permit) = tx.try_reserve() else { break };
             let Some(job) = self.next_job() else { break };
             let bar = match producer.produce(&job.tables) {
                 Ok(bar) => bar,
@@ -1027,13 +1048,7 @@ impl Transport {
             };
             let id = bar.batch_id;
             let size = prost::Message::encoded_len(&bar) as u64;
-            // The channel holds `max_in_flight` messages and at most that many are in
-            // flight, so there is always room; a closed channel means the stream is gone,
-            // which the response side reports.
-            if tx.try_send(bar).is_err() {
-                self.retry.push_front(job);
-                break;
-            }
+            permit.send(bar);
             bump(&self.shared.stats.batches_sent, 1);
             bump(&self.shared.stats.bytes_sent, size);
             in_flight.insert(id, (Job { size, ..job }, tokio::time::Instant::now()));
@@ -1137,6 +1152,25 @@ impl Transport {
         });
         if self.past_deadline() {
             self.give_up();
+        }
+    }
+
+    /// The stream failed after what `heard`: if a refusal was charged on it already,
+    /// the batches still in flight go again without a charge (one failure, one
+    /// charge); otherwise the oldest is charged ([`Transport::fail_oldest`]).
+    fn fail_rest(
+        &mut self,
+        in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
+        heard: &Heard,
+        retryable: bool,
+    ) {
+        if heard.failed {
+            self.end_in_flight(in_flight, Self::send_again);
+            if self.past_deadline() {
+                self.give_up();
+            }
+        } else {
+            self.fail_oldest(in_flight, retryable);
         }
     }
 

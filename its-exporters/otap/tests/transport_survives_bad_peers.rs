@@ -56,6 +56,10 @@ enum Peer {
     CancelsFirst,
     /// Answers every batch CANCELED and ends the stream.
     CancelsAll,
+    /// Answers CANCELED for an id it was never sent, then ends the stream.
+    CancelsUnknown,
+    /// Refuses the first batch of every stream with UNAVAILABLE and ends the stream.
+    RefusesFirstAndEnds,
     /// On its first stream holds its answers until it has read three batches, then
     /// answers the first OK and the second CANCELED, and ends the stream without
     /// answering the third, as a receiver closing itself; healthy afterwards.
@@ -286,6 +290,10 @@ fn reply(peer: Peer, stream_no: usize, id: i64, held: &mut Vec<i64>) -> Reply {
             Reply::Answers(answers.collect())
         }
         Peer::CancelsAll => Reply::AnswersThenEnd(code(tonic::Code::Cancelled)),
+        Peer::CancelsUnknown => {
+            Reply::AnswersThenEnd(vec![Ok(status(id + 1_000, tonic::Code::Cancelled))])
+        }
+        Peer::RefusesFirstAndEnds => Reply::AnswersThenEnd(code(tonic::Code::Unavailable)),
         Peer::CancelsSecondOfThree if stream_no == 0 => {
             held.push(id);
             if held.len() < 3 {
@@ -734,6 +742,45 @@ fn a_size_limit_no_batch_is_over_still_charges_the_oldest() {
     run.close(Duration::from_millis(100));
     run.assert_conserved(2, 6);
     assert_eq!(run.get(|s| &s.batches_acked), 0);
+    // Broken streams did it, not timeouts.
+    assert_eq!(run.get(|s| &s.ack_timeouts), 0);
+    assert_eq!(run.logged("broke"), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn a_cancel_for_an_id_never_sent_forgives_nothing() {
+    let server = serve(Peer::CancelsUnknown);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_retries = 1;
+    });
+    run.push(2, 3);
+    wait_until("both batches given up", || {
+        run.get(|s| &s.batches_dropped) == 2
+    });
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(2, 6);
+    assert!(run.get(|s| &s.unknown_statuses) >= 1);
+    assert_eq!(run.logged("not in flight"), 1, "{:?}", run.logs);
+}
+
+#[test]
+fn a_refusal_and_the_end_of_the_stream_are_one_failure_charged_once() {
+    // The receiver refuses the first batch and ends the stream: the refused batch is
+    // charged, the one beside it (never read) is not, so it is charged only on the
+    // streams where it is the one refused.
+    let server = serve(Peer::RefusesFirstAndEnds);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_retries = 2;
+    });
+    run.push(2, 3);
+    wait_until("both batches given up", || {
+        run.get(|s| &s.batches_dropped) == 2
+    });
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(2, 6);
+    // Three refusals each: six streams (three, had the second been charged too).
+    assert_eq!(server.seen.streams.load(Ordering::SeqCst), 6);
+    assert_eq!(run.get(|s| &s.batches_rejected), 6);
 }
 
 #[test]
@@ -823,7 +870,10 @@ fn a_refused_batch_goes_again_alone_and_the_ones_beside_it_are_not_sent_twice() 
     // The receiver answers batch by batch: it took the batches after the refused one,
     // so sending them again would count their points twice.
     let server = serve(Peer::RefusesSecondOfFive);
-    let mut run = start(format!("http://127.0.0.1:{}", server.port), |_| {});
+    // It holds its answers until it has read five: time enough on a busy machine.
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.ack_timeout = Duration::from_secs(10);
+    });
     run.push(5, 2);
     run.close(Duration::from_secs(10));
     run.assert_conserved(5, 10);
@@ -859,9 +909,11 @@ fn a_cancelled_batch_goes_again_on_a_fresh_stream_without_a_failure() {
     let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
         s.max_in_flight = 1;
     });
-    run.push(5, 4);
+    for points in 1..=5 {
+        run.push(1, points);
+    }
     run.close(Duration::from_secs(10));
-    run.assert_conserved(5, 20);
+    run.assert_conserved(5, 15);
     assert_eq!(run.get(|s| &s.batches_acked), 5);
     assert_eq!(run.get(|s| &s.batches_retried), 1);
     assert_eq!(run.get(|s| &s.batches_rejected), 0);
@@ -871,6 +923,8 @@ fn a_cancelled_batch_goes_again_on_a_fresh_stream_without_a_failure() {
     let streams = server.seen.batches.lock().unwrap().clone();
     assert_eq!(streams.len(), 2);
     assert_eq!(streams[1][0], (0, true));
+    let points = server.seen.points.lock().unwrap().clone();
+    assert_eq!(points, [vec![1], vec![1, 2, 3, 4, 5]]);
 }
 
 #[test]
@@ -899,7 +953,10 @@ fn a_receiver_closing_itself_mid_window_gets_the_rest_again_in_order() {
     // It answers the first OK, cancels the second and ends the stream: the second and
     // the third go again, in the order they were pushed, and nothing counts as failed.
     let server = serve(Peer::CancelsSecondOfThree);
-    let mut run = start(format!("http://127.0.0.1:{}", server.port), |_| {});
+    // It holds its answers until it has read three: time enough on a busy machine.
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.ack_timeout = Duration::from_secs(10);
+    });
     for points in [10, 20, 30] {
         run.push(1, points);
     }
