@@ -503,11 +503,12 @@ struct MetricRow<'a> {
     value: &'a Value,
 }
 
-/// Orders one scope's rows field by field (of `fields`), each field's points in series
-/// order: the scope's series (its cores, or the intervals merged into this one) then
-/// go under one metric per field. One series' points are in field order already.
-fn by_field(rows: &mut [MetricRow<'_>], fields: usize) {
+/// Orders one scope's rows field by field, each field's points in series order: the
+/// scope's series (its cores, or the intervals merged into this one) then go under one
+/// metric per field. One series' points are in field order already.
+fn by_field(rows: &mut [MetricRow<'_>]) {
     if !rows.is_sorted_by_key(|r| r.field) {
+        let fields = rows[0].series.descriptor.fields.len();
         let (sorted, _) = counting_sort(rows, fields, |r| r.field);
         rows.copy_from_slice(&sorted);
     }
@@ -682,8 +683,6 @@ fn encode_series(
     // points carry `core.id` / `numa.node` as data-point attributes.
     let mut scope = None::<u16>;
     let mut previous: Option<&Series> = None;
-    // Where the current scope's rows start.
-    let mut scope_start = 0;
     // A series without points has nothing to say: no scope either, so that a batch
     // never holds attributes without metric rows.
     for s in series.iter().filter(|s| !s.points.is_empty()) {
@@ -693,10 +692,6 @@ fn encode_series(
                 && p.identity.values == s.identity.values
         });
         if !same_scope {
-            if let Some(p) = previous {
-                by_field(&mut rows[scope_start..], p.descriptor.fields.len());
-            }
-            scope_start = rows.len();
             let next = scope.map_or(Ok(0), |id| u16_id(usize::from(id) + 1, "scopes"))?;
             scope = Some(next);
             for (k, v) in s.identity.attributes.keys().iter().zip(&s.identity.values) {
@@ -719,17 +714,17 @@ fn encode_series(
             });
         }
     }
-    if let Some(p) = previous {
-        by_field(&mut rows[scope_start..], p.descriptor.fields.len());
-    }
     // One metric per field of a scope, with every point of it.
+    for scope in rows.chunk_by_mut(|a, b| a.scope == b.scope) {
+        by_field(scope);
+    }
     let mut metrics = 0;
-    for i in 0..rows.len() {
-        if i == 0 || (rows[i - 1].scope, rows[i - 1].field) != (rows[i].scope, rows[i].field) {
-            metrics += 1;
-        }
+    for metric in rows.chunk_by_mut(|a, b| a.field == b.field && a.scope == b.scope) {
         // Past u16 the batch is refused below.
-        rows[i].metric = (metrics - 1) as u16;
+        for r in metric {
+            r.metric = metrics as u16;
+        }
+        metrics += 1;
     }
     if metrics > usize::from(u16::MAX) + 1 {
         return Err(EncodeError::TooManyRows {
@@ -747,10 +742,8 @@ fn encode_series(
         .collect();
 
     let heads: Vec<&MetricRow<'_>> = rows
-        .iter()
-        .enumerate()
-        .filter(|(i, r)| *i == 0 || rows[i - 1].metric != r.metric)
-        .map(|(_, r)| r)
+        .chunk_by(|a, b| a.metric == b.metric)
+        .map(|metric| &metric[0])
         .collect();
     let mut tables = vec![(
         PayloadType::UnivariateMetrics,
@@ -817,9 +810,8 @@ fn dictionary_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
 }
 
-/// The root table: a row for each of `metrics`, the first point of each metric.
-fn root_table(interval: &Interval, metrics: &[&MetricRow<'_>]) -> Result<RecordBatch, EncodeError> {
-    let rows = metrics;
+/// The root table: a row for each metric, given as its first point.
+fn root_table(interval: &Interval, rows: &[&MetricRow<'_>]) -> Result<RecordBatch, EncodeError> {
     let n = rows.len();
     let mut dicts = RootDictionaries::default();
     let mut field_keys = Vec::with_capacity(n);

@@ -835,8 +835,8 @@ impl Transport {
                     return StreamEnd::Finished;
                 }
             } else if self.past_deadline() {
-                self.fail_in_flight(in_flight, false);
-                self.give_up();
+                // Past the deadline: this gives up what is held, too.
+                self.drop_in_flight(in_flight);
                 return StreamEnd::Finished;
             }
             if retiring && in_flight.is_empty() {
@@ -869,7 +869,7 @@ impl Transport {
                         self.log.warn(Problem::Closed, || {
                             format!("{endpoint} ended the stream with {open} batches unanswered")
                         });
-                        self.fail_rest(in_flight, &heard, true);
+                        self.fail_in_flight(in_flight, heard.failed, true);
                         return StreamEnd::Failed;
                     }
                     // A receiver that answered has read our messages: a later status
@@ -889,7 +889,7 @@ impl Transport {
                 () = sleep_until_or_forever(wake_at) => {
                     if answer_by.is_some_and(|a| tokio::time::Instant::now() >= a) {
                         self.no_answer();
-                        self.fail_rest(in_flight, &heard, true);
+                        self.fail_in_flight(in_flight, heard.failed, true);
                         return StreamEnd::Failed;
                     }
                 }
@@ -898,7 +898,7 @@ impl Transport {
     }
 
     /// The receiver refused the stream before reading a batch: its batches spend a
-    /// retry for the oldest (see [`Transport::fail_oldest`]), or, when a retry cannot
+    /// retry for the oldest (see [`Transport::fail_in_flight`]), or, when a retry cannot
     /// help (wrong credentials, no ArrowMetrics service), are all rejected and dropped.
     fn refused_at_open(
         &mut self,
@@ -906,10 +906,10 @@ impl Transport {
         retryable: bool,
     ) {
         if retryable {
-            self.fail_oldest(in_flight, true);
+            self.fail_in_flight(in_flight, false, true);
         } else {
             bump(&self.shared.stats.batches_rejected, in_flight.len() as u64);
-            self.fail_in_flight(in_flight, false);
+            self.drop_in_flight(in_flight);
         }
     }
 
@@ -943,7 +943,7 @@ impl Transport {
     }
 
     /// The stream ended with `status`: logged once, and the oldest batch in flight
-    /// charged with it (see [`Transport::fail_oldest`]); but where the receiver names a
+    /// charged with it (see [`Transport::fail_in_flight`]); but where the receiver names a
     /// size limit, the batches over it are dropped instead, since they would break the
     /// next stream too, and the others go again.
     fn broken(
@@ -972,10 +972,7 @@ impl Transport {
             // UNIMPLEMENTED on a stream the receiver took is no missing service.
             let code = status.code();
             let retry = code == tonic::Code::Unimplemented || retryable(code);
-            self.fail_rest(in_flight, heard, retry);
-        }
-        if self.past_deadline() {
-            self.give_up();
+            self.fail_in_flight(in_flight, heard.failed, retry);
         }
     }
 
@@ -1093,7 +1090,8 @@ impl Transport {
     }
 
     /// The stream ended with `in_flight` unanswered: `each` handles them oldest first
-    /// (and puts what goes again back in `retry` with [`Transport::put_back`]).
+    /// (and puts what goes again back in `retry` with [`Transport::put_back`]); past
+    /// the shutdown deadline, what is held is then given up.
     fn end_in_flight(
         &mut self,
         in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
@@ -1103,6 +1101,9 @@ impl Transport {
             each(self, job);
         }
         self.shared.stats.in_flight.store(0, Ordering::Relaxed);
+        if self.past_deadline() {
+            self.give_up();
+        }
     }
 
     /// `job` back in `retry`, in the order the batches were pushed: an older interval
@@ -1118,60 +1119,33 @@ impl Transport {
         self.end_in_flight(in_flight, Self::put_back);
     }
 
-    /// The stream failed: every unanswered batch is retried (oldest first) if
-    /// `retryable` and it has retries left, or dropped.
+    /// Every batch in flight dropped and counted: the receiver would refuse them all
+    /// again, or the shutdown deadline passed.
+    fn drop_in_flight(&mut self, in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>) {
+        self.end_in_flight(in_flight, |t, job| t.requeue(job, false));
+    }
+
+    /// The stream failed (broken, ended, silent or refused at open) with `in_flight`
+    /// unanswered. One failure spends one retry: if a batch was `refused` on this
+    /// stream, that one has paid already; otherwise the oldest unanswered batch pays
+    /// (or is dropped, when not `retryable` or out of retries), since the receiver
+    /// reads in order and most likely failed on it. The others, which it most likely
+    /// never read, go again first on the next stream without spending one. Every
+    /// failed stream charges a batch, so none can keep the others going for ever.
     fn fail_in_flight(
         &mut self,
         in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
+        refused: bool,
         retryable: bool,
     ) {
-        self.end_in_flight(in_flight, |t, job| t.requeue(job, retryable));
-        if self.past_deadline() {
-            self.give_up();
-        }
-    }
-
-    /// The stream failed (broken, ended or silent) with `in_flight` unanswered. The
-    /// receiver reads in order, so the oldest is the one it most likely failed on: it
-    /// spends a retry (or is dropped, when not `retryable` or out of retries). The
-    /// others, which it most likely never read, go again first on the next stream
-    /// without spending one; every failed stream charges a batch, so none can keep
-    /// the others going for ever.
-    fn fail_oldest(
-        &mut self,
-        in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
-        retryable: bool,
-    ) {
-        let mut oldest = true;
+        let mut charge = !refused;
         self.end_in_flight(in_flight, |t, job| {
-            if std::mem::take(&mut oldest) {
+            if std::mem::take(&mut charge) {
                 t.requeue(job, retryable);
             } else {
                 t.send_again(job);
             }
         });
-        if self.past_deadline() {
-            self.give_up();
-        }
-    }
-
-    /// The stream failed after what `heard`: if a refusal was charged on it already,
-    /// the batches still in flight go again without a charge (one failure, one
-    /// charge); otherwise the oldest is charged ([`Transport::fail_oldest`]).
-    fn fail_rest(
-        &mut self,
-        in_flight: BTreeMap<i64, (Job, tokio::time::Instant)>,
-        heard: &Heard,
-        retryable: bool,
-    ) {
-        if heard.failed {
-            self.end_in_flight(in_flight, Self::send_again);
-            if self.past_deadline() {
-                self.give_up();
-            }
-        } else {
-            self.fail_oldest(in_flight, retryable);
-        }
     }
 
     /// `job` goes again on the next stream without spending a retry.
