@@ -61,6 +61,11 @@ pub enum PayloadType {
 pub struct MetricsTables {
     /// Every table present, root first.
     pub tables: Vec<(PayloadType, RecordBatch)>,
+    /// When the interval is cumulative, the series whose totals the tables carry, as
+    /// [`series_key`]s (sorted, deduplicated); empty for delta. A newer batch with
+    /// the totals of all these series makes this one redundant: the transport does
+    /// not send it again after such a batch was taken (it would land late).
+    pub totals_of: Vec<u64>,
 }
 
 impl MetricsTables {
@@ -757,7 +762,39 @@ fn encode_series(
     if let Some(t) = attrs_table(scope_attrs, ParentWidth::U16)? {
         tables.push((PayloadType::ScopeAttrs, t));
     }
-    Ok(MetricsTables { tables })
+    let mut totals_of = Vec::new();
+    if interval.temporality == Temporality::Cumulative {
+        totals_of.extend(
+            series
+                .iter()
+                .filter(|s| !s.points.is_empty())
+                .map(|s| series_key(s)),
+        );
+        totals_of.sort_unstable();
+        totals_of.dedup();
+    }
+    Ok(MetricsTables { tables, totals_of })
+}
+
+/// A series' identity as one number: a hash of its metric set's name, its attribute
+/// set's name and values, and the kept core and NUMA node. Equal series have equal
+/// keys in every interval of a process.
+pub fn series_key(series: &Series) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    series.descriptor.name.hash(&mut hasher);
+    let identity = &series.identity;
+    identity.attributes.name.hash(&mut hasher);
+    for value in &identity.values {
+        match value {
+            AttributeValue::Str(text) => (0_u8, text.as_ref()).hash(&mut hasher),
+            AttributeValue::Int(n) => (1_u8, n).hash(&mut hasher),
+            AttributeValue::Double(x) => (2_u8, x.to_bits()).hash(&mut hasher),
+            AttributeValue::Bool(b) => (3_u8, b).hash(&mut hasher),
+        }
+    }
+    (identity.core, identity.numa_node).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The batch's own dictionaries of the root table's string columns: every field of a

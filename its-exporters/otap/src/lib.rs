@@ -24,7 +24,7 @@ pub mod transport;
 
 pub use encode::{
     BATCH_RESERVE, BatchLimits, EncodeError, MAX_ROWS_PER_BATCH, MetricsTables, PayloadType,
-    encode, encode_parts, estimated_size,
+    encode, encode_parts, estimated_size, series_key,
 };
 pub use node::{Compression, Headers, OtapAttrs, OtapConfig, OtapMetrics};
 pub use producer::{IpcCompression, Producer, ProducerOptions};

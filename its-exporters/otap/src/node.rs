@@ -309,6 +309,13 @@ pub struct OtapMetrics {
     /// Data points in dropped batches.
     #[metric(unit = "{point}")]
     pub dropped_points: metric_schema::ObserveCounter<u64>,
+    /// Cumulative batches not sent again because newer totals of all their series were
+    /// taken meanwhile (no value lost: only an earlier reading, which would land late).
+    #[metric(unit = "{batch}")]
+    pub superseded_batches: metric_schema::ObserveCounter<u64>,
+    /// Data points in superseded batches.
+    #[metric(unit = "{point}")]
+    pub superseded_points: metric_schema::ObserveCounter<u64>,
     /// Connection attempts that failed.
     #[metric(unit = "{connection}")]
     pub connect_failures: metric_schema::ObserveCounter<u64>,
@@ -433,6 +440,8 @@ impl Otap {
                 m.retried_batches.observe(get(&stats.batches_retried));
                 m.dropped_batches.observe(get(&stats.batches_dropped));
                 m.dropped_points.observe(get(&stats.points_dropped));
+                m.superseded_batches.observe(get(&stats.batches_superseded));
+                m.superseded_points.observe(get(&stats.points_superseded));
                 m.connect_failures.observe(get(&stats.connect_failures));
                 m.stream_failures.observe(get(&stats.stream_failures));
                 m.unknown_statuses.observe(get(&stats.unknown_statuses));

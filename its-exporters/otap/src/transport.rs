@@ -16,6 +16,10 @@
 //! - a failure is charged to one batch: the refused one, or the oldest unanswered one
 //!   of a stream that broke (the receivers read in order); the others go again
 //!   without a charge;
+//! - a cumulative batch waiting to go again is let go (counted as superseded, not
+//!   dropped) once a newer batch with the totals of all its series was taken: it
+//!   would land after that one, an older reading after a newer, and the newer totals
+//!   include its values;
 //! - the configured headers go with every stream as gRPC metadata;
 //! - a batch charged `max_retries + 1` times, or that the receiver refused in a way
 //!   it would refuse again (invalid data, credentials, no such service), on its status
@@ -28,7 +32,7 @@
 //! [`TransportStats`] and logged once per outage: the first time it happens, and again
 //! only after a batch was delivered in between.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -143,13 +147,19 @@ pub struct TransportStats {
     pub points_acked: AtomicU64,
     /// Batches answered with a non-OK status.
     pub batches_rejected: AtomicU64,
-    /// Batches sent again on a new stream.
+    /// Batches sent again on a new stream after a failed one.
     pub batches_retried: AtomicU64,
     /// Batches given up: out of retries, refused for good (invalid, unauthenticated),
     /// pushed out of a full queue, or still held when the exporter stopped.
     pub batches_dropped: AtomicU64,
     /// Data points in dropped batches.
     pub points_dropped: AtomicU64,
+    /// Cumulative batches not sent again because a newer batch with the totals of all
+    /// their series was taken meanwhile: sent, they would land after it. No value is
+    /// lost (the newer totals include theirs), only that earlier reading.
+    pub batches_superseded: AtomicU64,
+    /// Data points in superseded batches.
+    pub points_superseded: AtomicU64,
     /// Connection attempts that failed.
     pub connect_failures: AtomicU64,
     /// Streams that ended in failure (broken, closed, non-OK status, no answer).
@@ -184,6 +194,8 @@ struct Job {
     attempts: u32,
     /// Bytes of its last `BatchArrowRecords` (0 before the first send).
     size: u64,
+    /// Put back to go again after a failed stream: counted as retried when sent.
+    again: bool,
 }
 
 /// What the node and the transport thread share.
@@ -241,6 +253,7 @@ impl TransportHandle {
                             settings,
                             shared: thread_shared,
                             retry: VecDeque::new(),
+                            taken_totals: HashMap::new(),
                             log,
                             auto: Some(CompressionEncoding::Zstd),
                             pushback: None,
@@ -284,6 +297,7 @@ impl TransportHandle {
                 tables,
                 attempts: 0,
                 size: 0,
+                again: false,
             })
             .collect();
         let dropped = {
@@ -592,6 +606,10 @@ struct Transport {
     /// Batches to send again on the next stream, oldest first (by `Job::seq`), ahead
     /// of those waiting in the queue.
     retry: VecDeque<Job>,
+    /// For each series of the cumulative batches answered OK, the newest such batch's
+    /// `Job::seq`: what supersedes an older batch waiting to go again. One entry per
+    /// series, as many as the aggregation upstream holds.
+    taken_totals: HashMap<u64, u64>,
     log: LogOnce,
     /// What `GrpcCompression::Auto` sends now: zstd, then gzip, then nothing, as the
     /// receiver refuses each.
@@ -605,6 +623,7 @@ impl Transport {
     async fn run(mut self) {
         let mut backoff = self.settings.initial_backoff;
         loop {
+            self.let_superseded_go();
             // Connect only when there is something to send.
             while self.retry.is_empty() && !self.shared.has_waiting() {
                 if self.shared.closing() {
@@ -704,6 +723,7 @@ impl Transport {
 
     /// The deadline passed: everything still held is dropped and counted.
     fn give_up(&mut self) {
+        self.let_superseded_go();
         let held = self.retry.len() as u64;
         for job in self.retry.drain(..) {
             self.shared.count_dropped(&job);
@@ -725,7 +745,7 @@ impl Transport {
     fn requeue(&mut self, mut job: Job, retryable: bool) {
         job.attempts += 1;
         if retryable && job.attempts <= self.settings.max_retries {
-            bump(&self.shared.stats.batches_retried, 1);
+            job.again = true;
             self.put_back(job);
         } else {
             self.shared.count_dropped(&job);
@@ -1047,8 +1067,16 @@ impl Transport {
             let size = prost::Message::encoded_len(&bar) as u64;
             permit.send(bar);
             bump(&self.shared.stats.batches_sent, 1);
+            if job.again {
+                bump(&self.shared.stats.batches_retried, 1);
+            }
             bump(&self.shared.stats.bytes_sent, size);
-            in_flight.insert(id, (Job { size, ..job }, tokio::time::Instant::now()));
+            let job = Job {
+                size,
+                again: false,
+                ..job
+            };
+            in_flight.insert(id, (job, tokio::time::Instant::now()));
         }
     }
 
@@ -1071,6 +1099,10 @@ impl Transport {
         if status.status_code == 0 {
             bump(&self.shared.stats.batches_acked, 1);
             bump(&self.shared.stats.points_acked, job.points);
+            for key in &job.tables.totals_of {
+                let newest = self.taken_totals.entry(*key).or_insert(job.seq);
+                *newest = job.seq.max(*newest);
+            }
             self.log.delivered(&self.settings.endpoint);
             return Answer::Acked;
         }
@@ -1148,9 +1180,41 @@ impl Transport {
         });
     }
 
+    /// Whether `job` carries cumulative totals only of series whose newer totals the
+    /// receiver took already (a batch refused while newer ones beside it were taken,
+    /// say): sending it would put an older reading after a newer one, which backends
+    /// reject or read as a counter reset. A series it alone carries makes it go.
+    fn superseded(&self, job: &Job) -> bool {
+        !job.tables.totals_of.is_empty()
+            && job
+                .tables
+                .totals_of
+                .iter()
+                .all(|key| self.taken_totals.get(key).is_some_and(|&seq| seq > job.seq))
+    }
+
+    /// Lets the batches waiting to go again that newer totals superseded go, counted.
+    /// Only those can be: the others wait in the queue, newer than anything sent.
+    fn let_superseded_go(&mut self) {
+        let mut retry = std::mem::take(&mut self.retry);
+        retry.retain(|job| {
+            let superseded = self.superseded(job);
+            if superseded {
+                self.count_superseded(job);
+            }
+            !superseded
+        });
+        self.retry = retry;
+    }
+
+    fn count_superseded(&self, job: &Job) {
+        bump(&self.shared.stats.batches_superseded, 1);
+        bump(&self.shared.stats.points_superseded, job.points);
+    }
+
     /// `job` goes again on the next stream without spending a retry.
-    fn send_again(&mut self, job: Job) {
-        bump(&self.shared.stats.batches_retried, 1);
+    fn send_again(&mut self, mut job: Job) {
+        job.again = true;
         self.put_back(job);
     }
 }

@@ -9,7 +9,7 @@ use arrow_array::{
     UInt8Array, UInt16Array,
 };
 use arrow_schema::DataType;
-use its_exporter_otap::{PayloadType, encode};
+use its_exporter_otap::{PayloadType, encode, series_key};
 use its_processors::model::{Point, Value};
 use its_processors::{Aggregator, Interval, Keep, Temporality};
 use metric_schema::{
@@ -657,6 +657,57 @@ fn a_kept_core_is_a_data_point_attribute_of_one_shared_scope() {
         by_core,
         BTreeMap::from([("0".to_string(), 5), ("1".to_string(), 7)])
     );
+}
+
+#[test]
+fn cumulative_batches_name_the_series_whose_totals_they_carry() {
+    // Delta batches name none: nothing supersedes a delta.
+    assert!(
+        encode(&interval(Temporality::Delta), &[])
+            .unwrap()
+            .totals_of
+            .is_empty()
+    );
+    // A cumulative batch names each of its series once, by the key that series has
+    // in every interval (here two intervals from sets registered anew).
+    let first = interval(Temporality::Cumulative);
+    let mut keys: Vec<u64> = first.series.iter().map(series_key).collect();
+    keys.sort_unstable();
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0], keys[1]);
+    assert_eq!(encode(&first, &[]).unwrap().totals_of, keys);
+    let again = encode(&interval(Temporality::Cumulative), &[]).unwrap();
+    assert_eq!(again.totals_of, keys);
+
+    // A kept core tells series apart; split batches name only their own series.
+    let (sender, queue) = metric_schema::channel(16);
+    let mut reporters = Vec::new();
+    for core in 0..4 {
+        let mut r = Reporter::new(sender.clone(), core, 0);
+        let set = r.register::<Kinds, _>(&Who {
+            name: "a".into(),
+            shard: 1,
+        });
+        set.requests.add(1);
+        r.report();
+        reporters.push((r, set));
+    }
+    let keep = Keep {
+        core: true,
+        numa_node: false,
+    };
+    let per_core = aggregate(&queue, keep, Temporality::Cumulative);
+    let parts = its_exporter_otap::encode_parts(&per_core, &[], 2).unwrap();
+    assert_eq!(parts.len(), 2);
+    let named: Vec<Vec<u64>> = parts.iter().map(|p| p.totals_of.clone()).collect();
+    assert!(named.iter().all(|keys| keys.len() == 2), "{named:?}");
+    let mut all: Vec<u64> = named.concat();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 4, "four cores, four series");
+    let mut expected: Vec<u64> = per_core.series.iter().map(series_key).collect();
+    expected.sort_unstable();
+    assert_eq!(all, expected);
 }
 
 #[test]

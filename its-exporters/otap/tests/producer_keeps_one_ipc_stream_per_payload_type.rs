@@ -40,7 +40,10 @@ fn batch(columns: &[&str], rows: u16) -> RecordBatch {
 }
 
 fn tables(entries: Vec<(PayloadType, RecordBatch)>) -> MetricsTables {
-    MetricsTables { tables: entries }
+    MetricsTables {
+        tables: entries,
+        totals_of: Vec::new(),
+    }
 }
 
 /// Reads every record batch of an IPC stream made of the concatenated payloads.
