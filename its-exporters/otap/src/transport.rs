@@ -10,7 +10,8 @@
 //! - a non-OK status for a batch (or CANCELED, the receiver closing itself) stops new
 //!   batches on the stream, which ends once the others are answered (the receiver
 //!   may have taken them); a broken or closed stream, or no answer within
-//!   `ack_timeout`, ends it at once. What was not taken is produced again, with a
+//!   `ack_timeout`, ends it at once (a stream ended CANCELED, a receiver shutting
+//!   down, too, but as no failure). What was not taken is produced again, with a
 //!   fresh [`Producer`], on the next stream, in the order it was pushed, after a
 //!   backoff (doubling up to `max_backoff`, longer if the receiver asks);
 //! - a failure is charged to one batch: the refused one, or the oldest unanswered one
@@ -897,6 +898,15 @@ impl Transport {
                     Err(status) if !heard.answered() && self.compression_refused_by(&status) => {
                         self.give_back(in_flight);
                         return StreamEnd::Idle;
+                    }
+                    // The stream cancelled: the receiver shutting down (the Go one ends
+                    // its streams so, "server stream shutdown"), no failure of ours or
+                    // of the batches. What it did not answer goes again; the oldest
+                    // spends a retry, so that a receiver cancelling every stream cannot
+                    // keep a batch going for ever.
+                    Err(status) if status.code() == tonic::Code::Cancelled => {
+                        self.fail_in_flight(in_flight, heard.failed, true);
+                        return StreamEnd::after(heard.failed, !heard.acked);
                     }
                     Err(status) => {
                         self.broken(&status, in_flight, &heard);

@@ -75,6 +75,12 @@ enum Peer {
     /// answers them in order: UNAVAILABLE for the second, OK for the others; healthy
     /// afterwards.
     RefusesSecondOfFive,
+    /// On its first stream holds its answers until it has read two batches, then
+    /// answers the first OK and ends the stream with a CANCELED status, as the Go
+    /// receiver shutting down does; healthy afterwards.
+    ShutsDownAfterOne,
+    /// Ends every stream with a CANCELED status on reading its first batch.
+    CancelsStreams,
     /// Healthy for streams opened with `authorization: Bearer TOKEN`; refuses the others
     /// with UNAUTHENTICATED before any batch is read, as an auth interceptor does.
     RequiresToken,
@@ -304,6 +310,17 @@ fn reply(peer: Peer, stream_no: usize, id: i64, held: &mut Vec<i64>) -> Reply {
             Reply::AnswersThenEnd(vec![ok(first), Ok(status(second, tonic::Code::Cancelled))])
         }
         Peer::CancelsFirst if stream_no == 0 => Reply::AnswersThenEnd(code(tonic::Code::Cancelled)),
+        Peer::ShutsDownAfterOne if stream_no == 0 => {
+            held.push(id);
+            if held.len() < 2 {
+                return Reply::Answers(Vec::new());
+            }
+            let shutdown = tonic::Status::cancelled("server stream shutdown");
+            Reply::AnswersThenEnd(vec![ok(held[0]), Err(shutdown)])
+        }
+        Peer::CancelsStreams => Reply::AnswersThenEnd(vec![Err(tonic::Status::cancelled(
+            "server stream shutdown",
+        ))]),
         Peer::Healthy
         | Peer::HealthyGzip
         | Peer::HealthyZstd
@@ -315,6 +332,7 @@ fn reply(peer: Peer, stream_no: usize, id: i64, held: &mut Vec<i64>) -> Reply {
         | Peer::CancelsSecondOfThree
         | Peer::PushesBack
         | Peer::RefusesSecondOfFive
+        | Peer::ShutsDownAfterOne
         | Peer::Unavailable { .. } => Reply::Answers(vec![ok(id)]),
         Peer::InvalidArgument => Reply::Answers(code(tonic::Code::InvalidArgument)),
         Peer::InvalidArgumentNoisily => Reply::Answers(vec![Ok(BatchStatus {
@@ -987,6 +1005,45 @@ fn a_cancelled_batch_goes_again_on_a_fresh_stream_without_a_failure() {
     assert_eq!(streams[1][0], (0, true));
     let points = server.seen.points.lock().unwrap().clone();
     assert_eq!(points, [vec![1], vec![1, 2, 3, 4, 5]]);
+}
+
+#[test]
+fn a_receiver_shutting_its_stream_down_is_no_failure_and_gets_the_rest_again() {
+    let server = serve(Peer::ShutsDownAfterOne);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.ack_timeout = Duration::from_secs(10);
+        s.max_in_flight = 2;
+    });
+    run.push(1, 1);
+    run.push(1, 2);
+    run.close(Duration::from_secs(10));
+    run.assert_conserved(2, 3);
+    assert_eq!(run.get(|s| &s.batches_acked), 2);
+    assert_eq!(run.get(|s| &s.batches_retried), 1);
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert!(run.logs.lock().unwrap().is_empty(), "{:?}", run.logs);
+    let points = server.seen.points.lock().unwrap().clone();
+    assert_eq!(
+        points,
+        [vec![1, 2], vec![2]],
+        "the unanswered one again, alone"
+    );
+}
+
+#[test]
+fn a_receiver_cancelling_every_stream_costs_a_batch_its_retries_and_no_more() {
+    let server = serve(Peer::CancelsStreams);
+    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.max_retries = 2;
+    });
+    run.push(1, 3);
+    run.close(Duration::from_secs(10));
+    run.assert_conserved(1, 3);
+    assert_eq!(run.get(|s| &s.batches_dropped), 1);
+    assert_eq!(run.get(|s| &s.batches_retried), 2);
+    assert_eq!(run.get(|s| &s.stream_failures), 0);
+    assert_eq!(server.seen.streams.load(Ordering::Relaxed), 3);
+    assert_eq!(run.logged("dropping batches"), 1, "{:?}", run.logs);
 }
 
 #[test]
