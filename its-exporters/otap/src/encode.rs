@@ -388,17 +388,25 @@ fn attrs_table(
     mut rows: Vec<AttrRow<'_>>,
     width: ParentWidth,
 ) -> Result<Option<RecordBatch>, EncodeError> {
+    sort_attributes(&mut rows);
+    sorted_attrs_table(&rows, width)
+}
+
+/// [`attrs_table`] of rows already in its order.
+fn sorted_attrs_table(
+    rows: &[AttrRow<'_>],
+    width: ParentWidth,
+) -> Result<Option<RecordBatch>, EncodeError> {
     if rows.is_empty() {
         return Ok(None);
     }
-    sort_attributes(&mut rows);
     let n = rows.len();
     let kind = UInt8Array::from_iter_values(rows.iter().map(|r| r.value.code()));
     let present = |code: u8| kind.values().contains(&code);
     let mut parent = Vec::with_capacity(n);
     let mut key = RunDictionary::with_capacity(n);
     let mut prev: Option<&AttrRow> = None;
-    for row in &rows {
+    for row in rows {
         // Keys are mostly one `'static` string: the address answers first.
         let same = prev.is_some_and(|p| {
             (std::ptr::eq(p.key, row.key) || p.key == row.key) && p.value == row.value
@@ -413,7 +421,7 @@ fn attrs_table(
     }
     let strs = present(1).then(|| {
         let mut strs = RunDictionary::with_capacity(n);
-        for row in &rows {
+        for row in rows {
             strs.push(match row.value {
                 AttrValue::Str(v) => Some(v),
                 _ => None,
@@ -1056,12 +1064,14 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
     );
     let (mut e_pos, mut e_neg): (Vec<&Buckets>, Vec<&Buckets>) =
         (Vec::with_capacity(n), Vec::with_capacity(n));
-    // Kept cores or NUMA nodes put (at least) one attribute row per point.
-    let any_kept = rows.iter().any(|r| {
-        let identity = &r.series.identity;
-        identity.core.is_some() || identity.numa_node.is_some()
-    });
-    let room = |points: usize| Vec::with_capacity(if any_kept { points } else { 0 });
+    // A kept core or NUMA node puts an attribute row on every point.
+    let kept_core = rows.iter().any(|r| r.series.identity.core.is_some());
+    let kept_node = rows.iter().any(|r| r.series.identity.numa_node.is_some());
+    let any_kept = kept_core || kept_node;
+    let room = |points: usize| KeptAttrs {
+        core: Vec::with_capacity(if kept_core { points } else { 0 }),
+        numa_node: Vec::with_capacity(if kept_node { points } else { 0 }),
+    };
     let (mut number_attrs, mut mmsc_attrs, mut exp_attrs) =
         (room(numbers), room(mmscs), room(histograms));
     let mut kept = PointAttributes::default();
@@ -1204,7 +1214,7 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
         (PayloadType::HistogramDpAttrs, mmsc_attrs),
         (PayloadType::ExpHistogramDpAttrs, exp_attrs),
     ] {
-        if let Some(t) = attrs_table(attrs, ParentWidth::U32)? {
+        if let Some(t) = sorted_attrs_table(&attrs.into_rows(), ParentWidth::U32)? {
             out.push((kind, t));
         }
     }
@@ -1216,17 +1226,13 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
 #[derive(Default)]
 struct PointAttributes {
     series: Option<*const Series>,
-    attributes: Vec<(&'static str, i64)>,
+    /// Whether each is the core (or the NUMA node), and its value's sort key.
+    attributes: Vec<(bool, u64)>,
 }
 
 impl PointAttributes {
     /// Appends the attributes of `series` for data point `id`.
-    fn push(
-        &mut self,
-        series: &Series,
-        id: usize,
-        out: &mut Vec<AttrRow<'_>>,
-    ) -> Result<(), EncodeError> {
+    fn push(&mut self, series: &Series, id: usize, out: &mut KeptAttrs) -> Result<(), EncodeError> {
         let identity = &series.identity;
         if identity.core.is_none() && identity.numa_node.is_none() {
             return Ok(());
@@ -1236,13 +1242,14 @@ impl PointAttributes {
             self.attributes.clear();
             let keys = identity.attributes.keys();
             for (key, value) in [
-                ("core.id", identity.core),
-                ("numa.node", identity.numa_node),
+                (KeptAttrs::CORE, identity.core),
+                (KeptAttrs::NUMA_NODE, identity.numa_node),
             ] {
                 if let Some(v) = value
                     && !keys.iter().any(|k| k.key == key)
                 {
-                    self.attributes.push((key, i64::from(v)));
+                    let leading = AttrValue::Int(i64::from(v)).leading();
+                    self.attributes.push((key == KeptAttrs::CORE, leading));
                 }
             }
         }
@@ -1250,20 +1257,92 @@ impl PointAttributes {
             what: "data points",
             count: id + 1,
         })?;
-        for &(key, v) in &self.attributes {
-            out.push(AttrRow {
-                parent,
-                key,
-                value: AttrValue::Int(v),
-            });
+        for &(core, leading) in &self.attributes {
+            let to = if core {
+                &mut out.core
+            } else {
+                &mut out.numa_node
+            };
+            to.push((leading, parent));
         }
         Ok(())
     }
 }
 
+/// The kept `core.id` and `numa.node` attributes of one point table, by key, as
+/// (value's [`AttrValue::leading`], point id) in point order: sorting them is a
+/// counting sort per key, where the general attribute sort would group, rank and
+/// copy rows of every type (a kept core puts a row on every point).
+#[derive(Default)]
+struct KeptAttrs {
+    core: Vec<(u64, u32)>,
+    numa_node: Vec<(u64, u32)>,
+}
+
+impl KeptAttrs {
+    const CORE: &'static str = "core.id";
+    const NUMA_NODE: &'static str = "numa.node";
+
+    fn is_empty(&self) -> bool {
+        self.core.is_empty() && self.numa_node.is_empty()
+    }
+
+    /// The rows in [`sort_attributes`]'s order: integers, by key (`core.id` before
+    /// `numa.node`), then value, then point.
+    fn into_rows(self) -> Vec<AttrRow<'static>> {
+        let mut rows = Vec::with_capacity(self.core.len() + self.numa_node.len());
+        for (key, mut pairs) in [(Self::CORE, self.core), (Self::NUMA_NODE, self.numa_node)] {
+            sort_numbers(&mut pairs);
+            rows.extend(pairs.into_iter().map(|(leading, parent)| AttrRow {
+                parent,
+                key,
+                value: AttrValue::Int((leading ^ (1 << 63)) as i64),
+            }));
+        }
+        rows
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::sort_numbers;
+    use super::{AttrRow, AttrValue, KeptAttrs, sort_attributes, sort_numbers};
+
+    /// Kept cores and NUMA nodes skip the general attribute sort: their rows must come
+    /// out exactly as it would order them, so that the quasi-delta ids mean the same.
+    #[test]
+    fn kept_attributes_come_out_in_the_general_sort_order() {
+        for (cores, nodes) in [(true, false), (false, true), (true, true)] {
+            let mut kept = KeptAttrs::default();
+            let mut general = Vec::new();
+            for point in 0..300_u32 {
+                // Cores in blocks and out of order, as series of a scope are.
+                let core = i64::from((point / 7) % 5) * 3 - 4;
+                let node = i64::from(point / 50 % 2);
+                for (on, key, value) in [
+                    (cores, KeptAttrs::CORE, core),
+                    (nodes, KeptAttrs::NUMA_NODE, node),
+                ] {
+                    if !on {
+                        continue;
+                    }
+                    let row = AttrRow {
+                        parent: point,
+                        key,
+                        value: AttrValue::Int(value),
+                    };
+                    let to = if key == KeptAttrs::CORE {
+                        &mut kept.core
+                    } else {
+                        &mut kept.numa_node
+                    };
+                    to.push((row.value.leading(), point));
+                    general.push(row);
+                }
+            }
+            sort_attributes(&mut general);
+            assert_eq!(kept.into_rows(), general, "cores {cores}, nodes {nodes}");
+        }
+    }
 
     /// Narrow spans take the counting sort, wide ones the comparison sort; both must
     /// give what a stable sort by value gives.
