@@ -1258,12 +1258,7 @@ impl PointAttributes {
             count: id + 1,
         })?;
         for &(core, leading) in &self.attributes {
-            let to = if core {
-                &mut out.core
-            } else {
-                &mut out.numa_node
-            };
-            to.push((leading, parent));
+            out.push(core, leading, parent);
         }
         Ok(())
     }
@@ -1285,6 +1280,16 @@ impl KeptAttrs {
 
     fn is_empty(&self) -> bool {
         self.core.is_empty() && self.numa_node.is_empty()
+    }
+
+    /// The core's (or else the NUMA node's) value, by its sort key, for point `parent`.
+    fn push(&mut self, core: bool, leading: u64, parent: u32) {
+        let to = if core {
+            &mut self.core
+        } else {
+            &mut self.numa_node
+        };
+        to.push((leading, parent));
     }
 
     /// The rows in [`sort_attributes`]'s order: integers, by key (`core.id` before
@@ -1330,12 +1335,7 @@ mod tests {
                         key,
                         value: AttrValue::Int(value),
                     };
-                    let to = if key == KeptAttrs::CORE {
-                        &mut kept.core
-                    } else {
-                        &mut kept.numa_node
-                    };
-                    to.push((row.value.leading(), point));
+                    kept.push(key == KeptAttrs::CORE, row.value.leading(), point);
                     general.push(row);
                 }
             }

@@ -600,17 +600,18 @@ fn series_without_points_get_no_scope_and_an_interval_of_them_no_batch() {
     );
 }
 
-#[test]
-fn a_kept_core_is_a_data_point_attribute_of_one_shared_scope() {
+/// One set on each core (core `i` counting `requests[i]`), aggregated with the cores
+/// kept apart into one interval of `temporality`.
+fn per_core(requests: &[u64], temporality: Temporality) -> Interval {
     let (sender, queue) = metric_schema::channel(16);
     let mut reporters = Vec::new();
-    for (core, requests) in [(0, 5), (1, 7)] {
+    for (core, requests) in (0..).zip(requests) {
         let mut r = Reporter::new(sender.clone(), core, 0);
         let set = r.register::<Kinds, _>(&Who {
             name: "a".into(),
             shard: 1,
         });
-        set.requests.add(requests);
+        set.requests.add(*requests);
         r.report();
         reporters.push((r, set));
     }
@@ -618,7 +619,12 @@ fn a_kept_core_is_a_data_point_attribute_of_one_shared_scope() {
         core: true,
         numa_node: false,
     };
-    let interval = aggregate(&queue, keep, Temporality::Delta);
+    aggregate(&queue, keep, temporality)
+}
+
+#[test]
+fn a_kept_core_is_a_data_point_attribute_of_one_shared_scope() {
+    let interval = per_core(&[5, 7], Temporality::Delta);
     let tables = encode(&interval, &[]).unwrap();
     // One scope: the set and its own attributes, not the core.
     let scope = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
@@ -680,23 +686,7 @@ fn cumulative_batches_name_the_series_whose_totals_they_carry() {
     assert_eq!(again.totals_of, keys);
 
     // A kept core tells series apart; split batches name only their own series.
-    let (sender, queue) = metric_schema::channel(16);
-    let mut reporters = Vec::new();
-    for core in 0..4 {
-        let mut r = Reporter::new(sender.clone(), core, 0);
-        let set = r.register::<Kinds, _>(&Who {
-            name: "a".into(),
-            shard: 1,
-        });
-        set.requests.add(1);
-        r.report();
-        reporters.push((r, set));
-    }
-    let keep = Keep {
-        core: true,
-        numa_node: false,
-    };
-    let per_core = aggregate(&queue, keep, Temporality::Cumulative);
+    let per_core = per_core(&[1; 4], Temporality::Cumulative);
     let parts = its_exporter_otap::encode_parts(&per_core, &[], 2).unwrap();
     assert_eq!(parts.len(), 2);
     let named: Vec<Vec<u64>> = parts.iter().map(|p| p.totals_of.clone()).collect();
