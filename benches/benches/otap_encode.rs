@@ -9,6 +9,10 @@
 //! exponential histogram and min/max/sum/count each, folded into 128 series of 2304
 //! points. Values are spread over six decades (a seeded generator), as counts of bytes
 //! and requests are: identical values would flatter whole-message compression.
+//!
+//! Wire sizes also for a proxy's per-upstream sets (512 upstreams named by address,
+//! route and tenant: many distinct strings, where OTAP's stream dictionaries should
+//! pay most) and for the engine's own telemetry from a run of the default pipeline.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use its_exporter_otap::{IpcCompression, Producer, encode};
@@ -345,6 +349,120 @@ fn wire_sizes(label: &str, sets: u32, batches: u64, decades: u32) {
     );
 }
 
+/// A proxy's upstream: the peer it forwards to, the route and the tenant. Many
+/// distinct strings, as per-peer, per-route and per-tenant series have.
+#[metric_schema::attribute_set(name = "bench.proxy")]
+struct Upstream {
+    /// The peer's address and port.
+    #[attribute(key = "server.address")]
+    peer: String,
+    /// The route template.
+    #[attribute(key = "http.route")]
+    route: String,
+    /// The tenant the traffic belongs to.
+    #[attribute(key = "tenant.id")]
+    tenant: String,
+}
+
+/// What a proxy records per upstream.
+#[metric_schema::metric_set(name = "bench.proxy.upstream")]
+struct UpstreamSet {
+    /// Requests forwarded.
+    #[metric(unit = "{request}")]
+    requests: metric_schema::Counter<u64>,
+    /// Responses with a 4xx status.
+    #[metric(unit = "{response}")]
+    responses_4xx: metric_schema::Counter<u64>,
+    /// Responses with a 5xx status.
+    #[metric(unit = "{response}")]
+    responses_5xx: metric_schema::Counter<u64>,
+    /// Bytes received from clients.
+    #[metric(unit = "By")]
+    bytes_received: metric_schema::Counter<u64>,
+    /// Bytes sent to clients.
+    #[metric(unit = "By")]
+    bytes_sent: metric_schema::Counter<u64>,
+    /// Connections open to the peer.
+    #[metric(unit = "{connection}")]
+    connections: metric_schema::Gauge<u64>,
+    /// Request durations.
+    #[metric(unit = "s")]
+    duration: metric_schema::Mmsc,
+    /// Request duration distribution.
+    #[metric(unit = "s")]
+    latency: metric_schema::Histogram,
+}
+
+impl Upstream {
+    fn new(index: u32) -> Self {
+        let mut values = Values {
+            state: u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            decades: 0,
+        };
+        let address = values.next();
+        Upstream {
+            peer: format!(
+                "10.{}.{}.{}:{}",
+                address & 0xff,
+                (address >> 8) & 0xff,
+                (address >> 16) & 0xff,
+                8000 + (address >> 24) % 1000
+            ),
+            route: format!(
+                "/api/v{}/{}",
+                1 + index % 3,
+                [
+                    "orders", "users", "carts", "items", "search", "payments", "sessions",
+                    "reviews"
+                ][(index / 3 % 8) as usize]
+            ),
+            tenant: format!("tenant-{:08x}", values.next() as u32 % 64),
+        }
+    }
+}
+
+/// A proxy's per-upstream telemetry: `upstreams` series over 8 cores, values over
+/// three decades, `histograms` saying whether the latency distribution is recorded.
+fn proxy_interval(upstreams: u32, seed: u64, histograms: bool) -> Interval {
+    let (sender, receiver) = metric_schema::channel(64);
+    let mut reporters = Vec::new();
+    let mut aggregator = Aggregator::new(Keep::default(), 0);
+    let mut values = Values {
+        state: seed | 1,
+        decades: 3,
+    };
+    for core in 0..8 {
+        let mut reporter = Reporter::new(sender.clone(), core, 0);
+        let sets: Vec<_> = (0..upstreams)
+            .map(|i| reporter.register::<UpstreamSet, _>(&Upstream::new(i)))
+            .collect();
+        for set in &sets {
+            let requests = values.count();
+            set.requests.add(requests);
+            set.responses_4xx.add(values.next() % (requests / 20 + 1));
+            set.responses_5xx.add(values.next() % (requests / 200 + 1));
+            set.bytes_received
+                .add(requests * (200 + values.next() % 800));
+            set.bytes_sent
+                .add(requests * (1_000 + values.next() % 9_000));
+            set.connections.set(1 + values.next() % 16);
+            for _ in 0..requests.min(20) {
+                let seconds = values.count() as f64 * 1e-4;
+                set.duration.record(seconds);
+                if histograms {
+                    set.latency.record(seconds);
+                }
+            }
+        }
+        reporter.report();
+        while let Some(batch) = receiver.try_recv() {
+            aggregator.apply(&batch);
+        }
+        reporters.push((reporter, sets));
+    }
+    aggregator.take(1_000_000, &[Temporality::Delta]).remove(0)
+}
+
 /// The engine's own telemetry, as the ITS receives it: the default configuration's
 /// pipeline (traffic generator, batch, debug, no-op) on each of `cores` cores (a
 /// synthetic topology over this machine's), reporting every 10 ms while it runs 20,000
@@ -551,6 +669,18 @@ fn otap_encode(c: &mut Criterion) {
         wire_sizes_by_kind(decades);
     }
     wire_sizes("small interval", 2, 32, 6);
+    for histograms in [false, true] {
+        let intervals: Vec<Interval> = (0..=8)
+            .map(|b| proxy_interval(512, 11 + b, histograms))
+            .collect();
+        wire_sizes_of(
+            &format!(
+                "a proxy's 512 upstreams, {} latency histograms",
+                if histograms { "with" } else { "without" }
+            ),
+            &intervals,
+        );
+    }
     for cores in [1, 8, 32] {
         wire_sizes_of(
             &format!("the engine's own telemetry, {cores} cores"),
