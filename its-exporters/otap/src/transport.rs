@@ -25,8 +25,10 @@
 //! - a batch charged `max_retries + 1` times, or that the receiver refused in a way
 //!   it would refuse again (invalid data, credentials, no such service), on its status
 //!   or by refusing the stream, is dropped and counted; when the queue is full the
-//!   oldest interval is dropped and counted. With cumulative temporality the next
-//!   export carries the totals again, so a dropped batch loses no value.
+//!   oldest interval is dropped and counted, as superseded where newer cumulative
+//!   batches waiting behind it carry the totals of all its series. With cumulative
+//!   temporality the next export carries the totals again, so a dropped batch loses no
+//!   value.
 //!
 //! Memory is bounded by `queue_capacity` intervals waiting plus `max_in_flight` batches
 //! in flight (each held once, as its tables). Every failure kind is counted in
@@ -278,7 +280,8 @@ impl TransportHandle {
     }
 
     /// Queues one interval's tables; never waits. When the queue is full the oldest
-    /// waiting interval is dropped (and counted).
+    /// waiting interval is dropped, counted as dropped, or as superseded where the
+    /// cumulative intervals behind it carry the totals of all its series.
     pub fn push(&self, tables: MetricsTables) {
         self.push_interval(vec![tables]);
     }
@@ -301,18 +304,21 @@ impl TransportHandle {
                 again: false,
             })
             .collect();
-        let dropped = {
+        {
             let mut queue = lock(&self.shared.queue);
-            let dropped = if queue.len() >= self.capacity {
+            let oldest = if queue.len() >= self.capacity {
                 queue.pop_front()
             } else {
                 None
             };
             queue.push_back(jobs);
-            dropped
-        };
-        for job in dropped.iter().flatten() {
-            self.shared.count_dropped(job);
+            for job in oldest.iter().flatten() {
+                if carried_on(job, queue.iter().flatten()) {
+                    self.shared.count_superseded(job);
+                } else {
+                    self.shared.count_dropped(job);
+                }
+            }
         }
         self.shared.work.notify_one();
     }
@@ -356,6 +362,11 @@ impl Shared {
     fn count_dropped(&self, job: &Job) {
         bump(&self.stats.batches_dropped, 1);
         bump(&self.stats.points_dropped, job.points);
+    }
+
+    fn count_superseded(&self, job: &Job) {
+        bump(&self.stats.batches_superseded, 1);
+        bump(&self.stats.points_superseded, job.points);
     }
 
     fn drop_all_waiting(&self) {
@@ -1210,16 +1221,11 @@ impl Transport {
         retry.retain(|job| {
             let superseded = self.superseded(job);
             if superseded {
-                self.count_superseded(job);
+                self.shared.count_superseded(job);
             }
             !superseded
         });
         self.retry = retry;
-    }
-
-    fn count_superseded(&self, job: &Job) {
-        bump(&self.shared.stats.batches_superseded, 1);
-        bump(&self.shared.stats.points_superseded, job.points);
     }
 
     /// `job` goes again on the next stream without spending a retry.
@@ -1227,6 +1233,24 @@ impl Transport {
         job.again = true;
         self.put_back(job);
     }
+}
+
+/// Whether `newer` batches carry the totals of every series the cumulative `job`
+/// carries: pushed out of a full queue, it then loses nothing (the newer totals include
+/// its values), and is counted as superseded; what becomes of the newer batches is
+/// counted with them.
+fn carried_on<'a>(job: &Job, newer: impl Iterator<Item = &'a Job>) -> bool {
+    let mut left = job.tables.totals_of.clone();
+    if left.is_empty() {
+        return false;
+    }
+    for other in newer {
+        left.retain(|key| other.tables.totals_of.binary_search(key).is_err());
+        if left.is_empty() {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether a batch refused with `code` is worth sending again: not when the receiver

@@ -1233,6 +1233,42 @@ fn a_full_queue_drops_whole_intervals_never_its_own_parts() {
 }
 
 #[test]
+fn a_full_queue_lets_an_interval_go_as_superseded_only_when_newer_totals_wait_behind_it() {
+    // Nothing listens: everything waits in the queue, which holds two intervals.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut run = start(format!("http://127.0.0.1:{port}"), |s| s.queue_capacity = 2);
+    let counted = |run: &Run| {
+        (
+            run.get(|s| &s.batches_superseded),
+            run.get(|s| &s.points_superseded),
+            run.get(|s| &s.batches_dropped),
+            run.get(|s| &s.points_dropped),
+        )
+    };
+    run.push_tables(cumulative(3, &[1, 2]));
+    run.push_tables(cumulative(2, &[1]));
+    // The first goes: the third carries the totals of both its series.
+    run.push_tables(cumulative(4, &[1, 2, 3]));
+    assert_eq!(counted(&run), (1, 3, 0, 0));
+    // The second goes: its one series is in the third (and not in the fourth).
+    run.push_tables(cumulative(1, &[9]));
+    assert_eq!(counted(&run), (2, 5, 0, 0));
+    // The third goes as dropped: series 2 and 3 are in the fifth, but series 1 is in
+    // none of the batches behind it.
+    run.push_tables(cumulative(1, &[2, 3]));
+    assert_eq!(counted(&run), (2, 5, 1, 4));
+    // Deltas carry no totals: the fourth goes, and series 9 with it.
+    run.push_tables(tables(2));
+    assert_eq!(counted(&run), (2, 5, 2, 5));
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(6, 13);
+}
+
+#[test]
 fn a_stream_past_its_lifetime_hands_over_to_a_fresh_one_quietly() {
     let server = serve(Peer::Healthy);
     let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
