@@ -12,7 +12,9 @@
 //! dictionary of this batch only; the [`Producer`](crate::Producer) folds them into
 //! per-stream dictionaries with the narrowest keys OTAP allows. Optional columns that
 //! hold only nulls are left out. Series are taken in the canonical order
-//! ([`series_order`], which `processor:aggregate` emits already); u16 metric ids cap
+//! ([`series_order`], which `processor:aggregate` emits already), except that the
+//! scopes of a set whose fields alternate from scope to scope are grouped by the fields
+//! they have points for (see `group_scopes_by_fields`); u16 metric ids cap
 //! a batch at 65,536 metric rows, and [`encode_parts`] splits bigger intervals at as
 //! many points (or ones bigger in bytes than a receiver takes in one message).
 
@@ -527,6 +529,82 @@ fn by_field(rows: &mut [MetricRow<'_>]) {
     }
 }
 
+/// Orders a metric set's scopes by the fields they have points for, where those
+/// alternate from scope to scope. A delta interval carries only the fields that moved,
+/// so the scopes of a set whose error counters are mostly zero, say, alternate between
+/// a few sets of fields; every root column (names, units, kinds, scope ids) then
+/// changes with every scope. Grouped, each column repeats one period per group, which
+/// message compression takes to almost nothing (512 proxy upstreams with sparse error
+/// counters: 5.26 -> 4.73 bytes per point on the wire).
+///
+/// Regrouping gives up the canonical order of the scope attributes' parent ids, which
+/// compress well in it, so a set's scopes are regrouped only when that removes most
+/// of the changes: at least four changes per distinct set of fields. Within a group
+/// the scopes keep their canonical order, so the order stays deterministic. Scopes
+/// are renumbered in their new order, and their attributes with them.
+fn group_scopes_by_fields(rows: &mut Vec<MetricRow<'_>>, scope_attrs: &mut [AttrRow<'_>]) {
+    // Per scope, in scope id order: the fields it has points for, and its rows.
+    let mut scopes: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
+    for chunk in rows.chunk_by(|a, b| a.scope == b.scope) {
+        let start = scopes.last().map_or(0, |s| s.1.end);
+        debug_assert_eq!(usize::from(chunk[0].scope), scopes.len());
+        scopes.push((fields_of(chunk), start..start + chunk.len()));
+    }
+    let descriptor = |scope: usize| rows[scopes[scope].1.start].series.descriptor;
+    let mut order: Vec<usize> = (0..scopes.len()).collect();
+    let mut regrouped = false;
+    for set in order.chunk_by_mut(|a, b| std::ptr::eq(descriptor(*a), descriptor(*b))) {
+        let changes = set
+            .windows(2)
+            .filter(|w| scopes[w[0]].0 != scopes[w[1]].0)
+            .count();
+        if changes < 4 {
+            continue;
+        }
+        let mut distinct: Vec<u64> = set.iter().map(|s| scopes[*s].0).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if changes >= 4 * distinct.len() {
+            set.sort_by_key(|s| scopes[*s].0);
+            regrouped = true;
+        }
+    }
+    if !regrouped {
+        return;
+    }
+    // Scope ids fit u16 (checked as they were given), and so do their new numbers.
+    let mut renumbered = vec![0u16; scopes.len()];
+    let mut grouped = Vec::with_capacity(rows.len());
+    for (new, old) in order.iter().enumerate() {
+        renumbered[*old] = new as u16;
+        let scope = new as u16;
+        grouped.extend(
+            rows[scopes[*old].1.clone()]
+                .iter()
+                .map(|r| MetricRow { scope, ..*r }),
+        );
+    }
+    *rows = grouped;
+    for attribute in scope_attrs {
+        attribute.parent = u32::from(renumbered[attribute.parent as usize]);
+    }
+}
+
+/// The fields one scope's rows (in field order) have points for, as one number: a
+/// bit per field for sets of up to 64 fields, a hash of the field list beyond (equal
+/// lists give equal numbers, which is all the grouping needs).
+fn fields_of(rows: &[MetricRow<'_>]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    if rows[0].series.descriptor.fields.len() <= 64 {
+        return rows.iter().fold(0, |bits, r| bits | 1 << r.field);
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    for field in rows.chunk_by(|a, b| a.field == b.field) {
+        field[0].field.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 /// Encodes `interval` with `resource` attributes.
 ///
 /// Fails with [`EncodeError::TooManyRows`] when the interval has more points than one
@@ -731,6 +809,7 @@ fn encode_series(
     for scope in rows.chunk_by_mut(|a, b| a.scope == b.scope) {
         by_field(scope);
     }
+    group_scopes_by_fields(&mut rows, &mut scope_attrs);
     let mut metrics = 0;
     for metric in rows.chunk_by_mut(|a, b| a.field == b.field && a.scope == b.scope) {
         // Past u16 the batch is refused below.
@@ -926,8 +1005,11 @@ fn root_table(interval: &Interval, rows: &[&MetricRow<'_>]) -> Result<RecordBatc
         Field::new("unit", dictionary_type(), true),
         Field::new("aggregation_temporality", DataType::Int32, true),
         Field::new("is_monotonic", DataType::Boolean, true),
-        Field::new("resource", DataType::Struct(resource_fields), true),
+        // After the scope: the all-zero resource ids between the metric columns and
+        // the scope's broke the matches message compression finds there (a proxy's
+        // 512 upstreams: 4.73 -> 4.56 bytes per point; column order is free).
         Field::new("scope", DataType::Struct(scope_fields), true),
+        Field::new("resource", DataType::Struct(resource_fields), true),
     ]);
     // Name, description and unit share one keys buffer.
     let field_keys = UInt16Array::from(field_keys);
@@ -939,8 +1021,8 @@ fn root_table(interval: &Interval, rows: &[&MetricRow<'_>]) -> Result<RecordBatc
         dictionary(field_keys, &dicts.units)?,
         Arc::new(temporality),
         Arc::new(monotonic),
-        Arc::new(resource),
         Arc::new(scope),
+        Arc::new(resource),
     ];
     Ok(table(schema.fields().iter().cloned(), columns)?)
 }

@@ -800,6 +800,200 @@ fn oversized_interval() -> Interval {
     }))
 }
 
+/// Scope ids of the root rows, decoded.
+fn root_scopes(root: &RecordBatch) -> Vec<u16> {
+    let scope = root.column_by_name("scope").unwrap().as_struct();
+    undelta(scope.column_by_name("id").unwrap().as_primitive())
+}
+
+/// Every number point of `tables` decoded the way a consumer does: its metric row's
+/// name, that row's scope's `test.name` attribute, and its integer value; sorted.
+fn decoded_number_points(tables: &its_exporter_otap::MetricsTables) -> Vec<(String, String, i64)> {
+    let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
+    let names = strings(root, "name");
+    let scopes = root_scopes(root);
+    let scope_names: BTreeMap<u32, String> =
+        attributes(tables.get(PayloadType::ScopeAttrs).unwrap())
+            .into_iter()
+            .filter(|(_, key, _)| key == "test.name")
+            .map(|(scope, _, name)| (scope, name))
+            .collect();
+    let dp = tables.get(PayloadType::NumberDataPoints).unwrap();
+    let ints = column::<Int64Array>(dp, "int_value");
+    let mut points: Vec<(String, String, i64)> = undelta(column::<UInt16Array>(dp, "parent_id"))
+        .iter()
+        .enumerate()
+        .map(|(i, metric)| {
+            let metric = usize::from(*metric);
+            let scope = u32::from(scopes[metric]);
+            (
+                scope_names[&scope].clone(),
+                names[metric].clone(),
+                ints.value(i),
+            )
+        })
+        .collect();
+    points.sort();
+    points
+}
+
+/// A delta interval of `Kinds` series named s0, s1, ...: each has `requests`, and
+/// those that `with_level` picks have `level` too (a delta interval sends only the
+/// fields that moved).
+fn sparse_interval(series: usize, with_level: impl Fn(usize) -> bool) -> Interval {
+    model_interval((0..series).map(|i| {
+        let mut points = vec![Point {
+            field: 0,
+            value: Value::U64(i as u64 + 1),
+        }];
+        if with_level(i) {
+            points.push(Point {
+                field: 1,
+                value: Value::I64(-(i as i64) - 1),
+            });
+        }
+        (format!("s{i:02}"), points)
+    }))
+}
+
+/// What [`decoded_number_points`] should give for `interval`.
+fn expected_number_points(interval: &Interval) -> Vec<(String, String, i64)> {
+    let mut expected: Vec<(String, String, i64)> = interval
+        .series
+        .iter()
+        .flat_map(|s| {
+            let AttributeValue::Str(name) = &s.identity.values[0] else {
+                panic!("a name")
+            };
+            s.points.iter().map(move |p| {
+                let value = match p.value {
+                    Value::U64(v) => v as i64,
+                    Value::I64(v) => v,
+                    _ => panic!("numbers only"),
+                };
+                let field = s.descriptor.fields[usize::from(p.field)].name;
+                (name.to_string(), field.to_string(), value)
+            })
+        })
+        .collect();
+    expected.sort();
+    expected
+}
+
+#[test]
+fn scopes_whose_fields_alternate_are_grouped_by_them_and_decode_the_same() {
+    // Every other series has `level`: 15 changes of fields between 16 scopes, two
+    // distinct sets of fields. Grouped, the root rows repeat one period per group.
+    let interval = sparse_interval(16, |i| i % 2 == 1);
+    let tables = encode(&interval, &[]).unwrap();
+    let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
+    let mut names = vec!["requests"; 8];
+    names.extend(["requests", "level"].repeat(8));
+    assert_eq!(strings(root, "name"), names);
+    let scopes = root_scopes(root);
+    assert_eq!(scopes[..8], (0..8).collect::<Vec<u16>>(), "one row a scope");
+    assert_eq!(
+        scopes[8..],
+        (8..16).flat_map(|s| [s, s]).collect::<Vec<u16>>()
+    );
+    // The scopes keep their canonical order within a group, and their attributes
+    // follow them: what every point decodes to is unchanged.
+    let scope_names = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
+    let first = |scope: u32| {
+        scope_names
+            .iter()
+            .find(|(s, key, _)| *s == scope && key == "test.name")
+            .map(|(_, _, name)| name.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        [first(0), first(7), first(8), first(15)],
+        ["s00", "s14", "s01", "s15"]
+    );
+    assert_eq!(
+        decoded_number_points(&tables),
+        expected_number_points(&interval)
+    );
+}
+
+#[test]
+fn scopes_whose_fields_rarely_change_keep_the_canonical_order() {
+    // Four changes between two sets of fields: fewer than four per set of fields, so
+    // the scopes stay in the canonical order (which compresses their attributes best).
+    let interval = sparse_interval(16, |i| matches!(i, 3 | 10 | 11));
+    let tables = encode(&interval, &[]).unwrap();
+    let scope_names = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
+    let in_order: Vec<String> = scope_names
+        .iter()
+        .filter(|(_, key, _)| key == "test.name")
+        .map(|(_, _, name)| name.clone())
+        .collect();
+    assert_eq!(
+        in_order,
+        (0..16).map(|i| format!("s{i:02}")).collect::<Vec<_>>()
+    );
+    let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
+    assert_eq!(strings(root, "name")[3..5], ["requests", "level"]);
+    assert_eq!(
+        decoded_number_points(&tables),
+        expected_number_points(&interval)
+    );
+}
+
+#[test]
+fn scopes_of_a_set_wider_than_64_fields_group_by_their_fields_too() {
+    // Past 64 fields a scope's fields are hashed instead of set as bits: scopes with
+    // equal fields must still land together. Every other series has field 66 as well.
+    use metric_schema::{
+        InstrumentKind, MetricsDescriptor, MetricsField, Stability, Temporality, ValueType,
+    };
+    let names: Vec<&'static str> = (0..70)
+        .map(|i| &*Box::leak(format!("f{i}").into_boxed_str()))
+        .collect();
+    let fields: Vec<MetricsField> = names
+        .iter()
+        .map(|name| MetricsField {
+            name,
+            unit: "1",
+            instrument: InstrumentKind::Counter,
+            value_type: ValueType::U64,
+            temporality: Temporality::Delta,
+            brief: "A field.",
+            stability: Stability::Experimental,
+        })
+        .collect();
+    let wide: &'static MetricsDescriptor = Box::leak(Box::new(MetricsDescriptor {
+        name: "test.otap.wide",
+        brief: "Wide.",
+        stability: Stability::Experimental,
+        fields: Box::leak(fields.into_boxed_slice()),
+        rust_type: "tests::Wide",
+    }));
+    let mut interval = sparse_interval(16, |_| false);
+    for (i, series) in interval.series.iter_mut().enumerate() {
+        series.descriptor = wide;
+        if i % 2 == 1 {
+            series.points.push(Point {
+                field: 66,
+                value: Value::U64(i as u64),
+            });
+        }
+    }
+    let tables = encode(&interval, &[]).unwrap();
+    let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
+    // The groups come in the order of their hashes: either may be first.
+    let (mut alone, mut with_66) = (vec!["f0"; 8], ["f0", "f66"].repeat(8));
+    let names = strings(root, "name");
+    if names[1] == "f66" {
+        std::mem::swap(&mut alone, &mut with_66);
+    }
+    assert_eq!(names, [alone, with_66].concat());
+    assert_eq!(
+        decoded_number_points(&tables),
+        expected_number_points(&interval)
+    );
+}
+
 #[test]
 fn more_points_than_u16_ids_need_encode_parts() {
     let interval = oversized_interval();
