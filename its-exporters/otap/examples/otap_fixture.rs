@@ -19,7 +19,9 @@
 //! - UInt8 dictionaries limited to 4 values, so keys widen mid-stream (schema resets);
 //! - intervals split into several `BatchArrowRecords` of at most 48 points;
 //! - two consecutive intervals merged into one, as `processor:batch` merges them, so
-//!   the same series appears twice with two windows.
+//!   the same series appears twice with two windows;
+//! - a last interval where every other set has one field more, so that the encoder
+//!   groups the scopes by their fields and renumbers them.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -114,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stream = Vec::new();
     let mut digest = Digest::new();
     let mut held: Option<Interval> = None;
-    for round in 0..8u32 {
+    for round in 0..9u32 {
         for (core, (reporter, handles)) in (0u32..).zip(reporters.iter_mut()) {
             record(round, core, handles);
             reporter.report();
@@ -178,6 +180,16 @@ fn sets() -> Vec<Mixed> {
 /// One round's measurements on one core: gauges only in some rounds, histograms only
 /// for some sets, so columns and tables come and go.
 fn record(round: u32, core: u32, handles: &[metric_schema::MetricSetHandle<Kinds>]) {
+    if round == 8 {
+        // Requests everywhere, a level move on odd sets only.
+        for (i, set) in (0u32..).zip(handles.iter()) {
+            set.requests.add(u64::from(1 + core + i));
+            if i % 2 == 1 {
+                set.level.add(1);
+            }
+        }
+        return;
+    }
     for (i, set) in (0u32..).zip(handles.iter()) {
         let v = 1 + round * 7 + core * 3 + i;
         set.requests.add(u64::from(v));
