@@ -20,8 +20,9 @@
 //! - intervals split into several `BatchArrowRecords` of at most 48 points;
 //! - two consecutive intervals merged into one, as `processor:batch` merges them, so
 //!   the same series appears twice with two windows;
-//! - a last interval where every other set has one field more, so that the encoder
-//!   groups the scopes by their fields and renumbers them.
+//! - a last interval where every other scope, in canonical order, has one field more,
+//!   so that the encoder groups the scopes by their fields and renumbers them (checked
+//!   here: the fixture fails if they come out ungrouped).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -85,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let sets = sets();
+    let alternate = every_other_in_canonical_order(&sets);
     let (sender, queue) = metric_schema::channel(1024);
     let mut folded = Aggregator::new(Keep::default(), 0);
     let mut kept = Aggregator::new(
@@ -118,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut held: Option<Interval> = None;
     for round in 0..9u32 {
         for (core, (reporter, handles)) in (0u32..).zip(reporters.iter_mut()) {
-            record(round, core, handles);
+            record(round, core, handles, &alternate);
             reporter.report();
         }
         while let Some(batch) = queue.try_recv() {
@@ -146,6 +148,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         add_interval(&interval, &mut digest);
         for tables in encode_parts(&interval, &resource, 48)? {
+            if round == 8 && field_changes_between_scopes(&tables)? > 1 {
+                return Err("the last interval's scopes alternate fields, yet the encoder did not group them: the decoders would not see grouped scopes".into());
+            }
             let bar = producer.produce(&tables)?;
             bar.encode_length_delimited(&mut stream)?;
         }
@@ -177,14 +182,70 @@ fn sets() -> Vec<Mixed> {
         .collect()
 }
 
+/// Whether each set is every other one in the canonical order of series
+/// (`its_processors::model::series_order`: the attribute values in declaration order,
+/// doubles by total order).
+fn every_other_in_canonical_order(sets: &[Mixed]) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..sets.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&sets[a], &sets[b]);
+        (a.label.as_bytes(), a.count)
+            .cmp(&(b.label.as_bytes(), b.count))
+            .then(a.ratio.total_cmp(&b.ratio))
+            .then(a.on.cmp(&b.on))
+    });
+    let mut alternate = vec![false; sets.len()];
+    for (rank, set) in order.into_iter().enumerate() {
+        alternate[set] = rank % 2 == 1;
+    }
+    alternate
+}
+
+/// How often the metrics of one scope differ from the previous scope's, over the
+/// root table of `tables`.
+fn field_changes_between_scopes(
+    tables: &its_exporter_otap::MetricsTables,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    use arrow_array::cast::AsArray as _;
+    use arrow_array::types::UInt16Type;
+    let root = tables
+        .get(its_exporter_otap::PayloadType::UnivariateMetrics)
+        .ok_or("no root table")?;
+    let names = root
+        .column_by_name("name")
+        .ok_or("no name column")?
+        .as_dictionary::<UInt16Type>();
+    let values = names.values().as_string::<i32>();
+    let scope = root.column_by_name("scope").ok_or("no scope column")?;
+    let ids = scope
+        .as_struct()
+        .column_by_name("id")
+        .ok_or("no scope id")?
+        .as_primitive::<UInt16Type>();
+    let mut scopes: Vec<Vec<&str>> = Vec::new();
+    let mut id = 0;
+    for (row, delta) in ids.values().iter().enumerate() {
+        id += usize::from(*delta);
+        scopes.resize_with(scopes.len().max(id + 1), Vec::new);
+        scopes[id].push(values.value(usize::from(names.keys().value(row))));
+    }
+    Ok(scopes.windows(2).filter(|w| w[0] != w[1]).count())
+}
+
 /// One round's measurements on one core: gauges only in some rounds, histograms only
-/// for some sets, so columns and tables come and go.
-fn record(round: u32, core: u32, handles: &[metric_schema::MetricSetHandle<Kinds>]) {
+/// for some sets, so columns and tables come and go; in the last round, a level move
+/// on the scopes `alternate` picks.
+fn record(
+    round: u32,
+    core: u32,
+    handles: &[metric_schema::MetricSetHandle<Kinds>],
+    alternate: &[bool],
+) {
     if round == 8 {
-        // Requests everywhere, a level move on odd sets only.
-        for (i, set) in (0u32..).zip(handles.iter()) {
+        // Requests everywhere, a level move on every other scope only.
+        for ((i, set), moves) in (0u32..).zip(handles.iter()).zip(alternate) {
             set.requests.add(u64::from(1 + core + i));
-            if i % 2 == 1 {
+            if *moves {
                 set.level.add(1);
             }
         }

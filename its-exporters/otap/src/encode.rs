@@ -591,18 +591,19 @@ fn group_scopes_by_fields(rows: &mut Vec<MetricRow<'_>>, scope_attrs: &mut [Attr
 }
 
 /// The fields one scope's rows (in field order) have points for, as one number: a
-/// bit per field for sets of up to 64 fields, a hash of the field list beyond (equal
-/// lists give equal numbers, which is all the grouping needs).
+/// bit per field for sets of up to 64 fields, an FNV-1a hash of the field list beyond
+/// (equal lists give equal numbers, which is all the grouping needs; a collision
+/// only puts two groups together; and the hash is fixed, so the order is the same
+/// with every toolchain).
 fn fields_of(rows: &[MetricRow<'_>]) -> u64 {
-    use std::hash::{Hash as _, Hasher as _};
     if rows[0].series.descriptor.fields.len() <= 64 {
         return rows.iter().fold(0, |bits, r| bits | 1 << r.field);
     }
-    let mut hasher = std::hash::DefaultHasher::new();
-    for field in rows.chunk_by(|a, b| a.field == b.field) {
-        field[0].field.hash(&mut hasher);
-    }
-    hasher.finish()
+    rows.chunk_by(|a, b| a.field == b.field)
+        .flat_map(|field| (field[0].field as u64).to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 /// Encodes `interval` with `resource` attributes.

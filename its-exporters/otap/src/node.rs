@@ -303,14 +303,15 @@ pub struct OtapMetrics {
     #[metric(unit = "{batch}")]
     pub retried_batches: metric_schema::ObserveCounter<u64>,
     /// Batches given up: out of retries, refused for good (invalid, unauthenticated),
-    /// pushed out of a full queue, or held at shutdown.
+    /// pushed out of a full queue (unless superseded), or held at shutdown.
     #[metric(unit = "{batch}")]
     pub dropped_batches: metric_schema::ObserveCounter<u64>,
     /// Data points in dropped batches.
     #[metric(unit = "{point}")]
     pub dropped_points: metric_schema::ObserveCounter<u64>,
-    /// Cumulative batches not sent again because newer totals of all their series were
-    /// taken meanwhile (no value lost: only an earlier reading, which would land late).
+    /// Cumulative batches let go because newer batches carry the totals of all their
+    /// series: taken already (it would land late), or waiting behind it in a full
+    /// queue. No value lost, only an earlier reading.
     #[metric(unit = "{batch}")]
     pub superseded_batches: metric_schema::ObserveCounter<u64>,
     /// Data points in superseded batches.

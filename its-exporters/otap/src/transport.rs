@@ -153,13 +153,16 @@ pub struct TransportStats {
     /// Batches sent again on a new stream after a failed one.
     pub batches_retried: AtomicU64,
     /// Batches given up: out of retries, refused for good (invalid, unauthenticated),
-    /// pushed out of a full queue, or still held when the exporter stopped.
+    /// pushed out of a full queue (unless superseded), or still held when the exporter
+    /// stopped.
     pub batches_dropped: AtomicU64,
     /// Data points in dropped batches.
     pub points_dropped: AtomicU64,
-    /// Cumulative batches not sent again because a newer batch with the totals of all
-    /// their series was taken meanwhile: sent, they would land after it. No value is
-    /// lost (the newer totals include theirs), only that earlier reading.
+    /// Cumulative batches let go because newer ones carry the totals of all their
+    /// series: not sent again after such a newer batch was taken (they would land after
+    /// it), or pushed out of a full queue while such newer batches wait behind them. No
+    /// value is lost (the newer totals include theirs), only that earlier reading; what
+    /// becomes of the newer batches is counted with them.
     pub batches_superseded: AtomicU64,
     /// Data points in superseded batches.
     pub points_superseded: AtomicU64,
@@ -176,7 +179,8 @@ pub struct TransportStats {
 }
 
 /// The guard of `mutex`, poisoned or not: what it guards stays consistent because
-/// every critical section is a single push, pop or assignment.
+/// every critical section is a single push, pop or assignment (a full queue's push also
+/// reads the waiting batches' series, without changing anything).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -1238,12 +1242,21 @@ impl Transport {
 /// Whether `newer` batches carry the totals of every series the cumulative `job`
 /// carries: pushed out of a full queue, it then loses nothing (the newer totals include
 /// its values), and is counted as superseded; what becomes of the newer batches is
-/// counted with them.
-fn carried_on<'a>(job: &Job, newer: impl Iterator<Item = &'a Job>) -> bool {
-    let mut left = job.tables.totals_of.clone();
-    if left.is_empty() {
+/// counted with them. Runs under the queue's lock, so the usual case, one newer
+/// cumulative batch with all the series, is a merge of two sorted lists; only a job
+/// whose series several newer batches share (split intervals) takes a copy.
+fn carried_on<'a>(job: &Job, newer: impl Iterator<Item = &'a Job> + Clone) -> bool {
+    let keys = &job.tables.totals_of;
+    if keys.is_empty() {
         return false;
     }
+    if newer
+        .clone()
+        .any(|other| is_subset(keys, &other.tables.totals_of))
+    {
+        return true;
+    }
+    let mut left = keys.clone();
     for other in newer {
         left.retain(|key| other.tables.totals_of.binary_search(key).is_err());
         if left.is_empty() {
@@ -1251,6 +1264,12 @@ fn carried_on<'a>(job: &Job, newer: impl Iterator<Item = &'a Job>) -> bool {
         }
     }
     false
+}
+
+/// Whether every key of `keys` is in `of`, both sorted.
+fn is_subset(keys: &[u64], of: &[u64]) -> bool {
+    let mut of = of.iter();
+    keys.iter().all(|key| of.any(|other| other == key))
 }
 
 /// Whether a batch refused with `code` is worth sending again: not when the receiver

@@ -916,24 +916,77 @@ fn scopes_whose_fields_alternate_are_grouped_by_them_and_decode_the_same() {
     );
 }
 
-#[test]
-fn scopes_whose_fields_rarely_change_keep_the_canonical_order() {
-    // Four changes between two sets of fields: fewer than four per set of fields, so
-    // the scopes stay in the canonical order (which compresses their attributes best).
-    let interval = sparse_interval(16, |i| matches!(i, 3 | 10 | 11));
-    let tables = encode(&interval, &[]).unwrap();
-    let scope_names = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
-    let in_order: Vec<String> = scope_names
-        .iter()
+/// The series names in the order of their scopes' ids.
+fn scope_order(tables: &its_exporter_otap::MetricsTables) -> Vec<String> {
+    attributes(tables.get(PayloadType::ScopeAttrs).unwrap())
+        .into_iter()
         .filter(|(_, key, _)| key == "test.name")
-        .map(|(_, _, name)| name.clone())
-        .collect();
-    assert_eq!(
-        in_order,
-        (0..16).map(|i| format!("s{i:02}")).collect::<Vec<_>>()
-    );
+        .map(|(_, _, name)| name)
+        .collect()
+}
+
+#[test]
+fn scopes_are_grouped_from_four_changes_of_fields_per_set_of_fields() {
+    // Two sets of fields among 16 scopes: eight changes are enough, seven are not;
+    // below, the canonical order stays (it compresses the scope attributes best).
+    let canonical: Vec<String> = (0..16).map(|i| format!("s{i:02}")).collect();
+    let seven = sparse_interval(16, |i| [1, 3, 5].contains(&i) || i >= 7);
+    let tables = encode(&seven, &[]).unwrap();
+    assert_eq!(scope_order(&tables), canonical);
     let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
-    assert_eq!(strings(root, "name")[3..5], ["requests", "level"]);
+    assert_eq!(
+        strings(root, "name")[1..4],
+        ["requests", "level", "requests"]
+    );
+    assert_eq!(
+        decoded_number_points(&tables),
+        expected_number_points(&seven)
+    );
+
+    let eight = sparse_interval(16, |i| [1, 3, 5, 7].contains(&i));
+    let tables = encode(&eight, &[]).unwrap();
+    // Those without `level` first, then those with it, each in canonical order.
+    let grouped: Vec<String> = [0, 2, 4, 6]
+        .into_iter()
+        .chain(8..16)
+        .chain([1, 3, 5, 7])
+        .map(|i| format!("s{i:02}"))
+        .collect();
+    assert_eq!(scope_order(&tables), grouped);
+    assert_eq!(
+        decoded_number_points(&tables),
+        expected_number_points(&eight)
+    );
+}
+
+#[test]
+fn scopes_shared_by_kept_cores_move_whole() {
+    // Each scope holds two cores' series; every other scope's cores moved `level`.
+    let mut interval = sparse_interval(16, |i| i % 2 == 1);
+    interval.series = interval
+        .series
+        .into_iter()
+        .flat_map(|series| {
+            (0..2).map(move |core| {
+                let mut series = series.clone();
+                let mut identity = (*series.identity).clone();
+                identity.core = Some(core);
+                series.identity = std::sync::Arc::new(identity);
+                series
+            })
+        })
+        .collect();
+    let tables = encode(&interval, &[]).unwrap();
+    let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
+    let mut names = vec!["requests"; 8];
+    names.extend(["requests", "level"].repeat(8));
+    assert_eq!(
+        strings(root, "name"),
+        names,
+        "one metric row per field of a scope"
+    );
+    let dp = tables.get(PayloadType::NumberDataPoints).unwrap();
+    assert_eq!(dp.num_rows(), 48, "both cores' points");
     assert_eq!(
         decoded_number_points(&tables),
         expected_number_points(&interval)

@@ -1269,6 +1269,36 @@ fn a_full_queue_lets_an_interval_go_as_superseded_only_when_newer_totals_wait_be
 }
 
 #[test]
+fn a_full_queue_judges_each_part_of_an_interval_against_all_the_batches_behind_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut run = start(format!("http://127.0.0.1:{port}"), |s| s.queue_capacity = 2);
+    let superseded_and_dropped = |run: &Run| {
+        (
+            run.get(|s| &s.points_superseded),
+            run.get(|s| &s.points_dropped),
+        )
+    };
+    // Three intervals of two parts each: the first carries series 1 and 2 in one part
+    // and series 3 in the other; the second carries 1 and 2 again, one in each part;
+    // the third neither.
+    run.transport
+        .push_interval(vec![cumulative(1, &[1, 2]), cumulative(2, &[3])]);
+    run.transport
+        .push_interval(vec![cumulative(4, &[1]), cumulative(8, &[2])]);
+    run.transport
+        .push_interval(vec![cumulative(16, &[4]), cumulative(32, &[5])]);
+    // The first interval goes: its first part is carried on, by two batches only
+    // together, its second part by none.
+    assert_eq!(superseded_and_dropped(&run), (1, 2));
+    run.close(Duration::from_millis(100));
+    run.assert_conserved(6, 63);
+}
+
+#[test]
 fn a_stream_past_its_lifetime_hands_over_to_a_fresh_one_quietly() {
     let server = serve(Peer::Healthy);
     let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
