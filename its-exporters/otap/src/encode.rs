@@ -1008,7 +1008,8 @@ fn root_table(interval: &Interval, rows: &[&MetricRow<'_>]) -> Result<RecordBatc
         Field::new("is_monotonic", DataType::Boolean, true),
         // After the scope: the all-zero resource ids between the metric columns and
         // the scope's broke the matches message compression finds there (a proxy's
-        // 512 upstreams: 4.73 -> 4.56 bytes per point; column order is free).
+        // 512 upstreams: 4.73 -> 4.56 bytes per point; most other batches measured did
+        // not move, exponential histograms alone grew 5 %; column order is free).
         Field::new("scope", DataType::Struct(scope_fields), true),
         Field::new("resource", DataType::Struct(resource_fields), true),
     ]);

@@ -25,10 +25,10 @@
 //! - a batch charged `max_retries + 1` times, or that the receiver refused in a way
 //!   it would refuse again (invalid data, credentials, no such service), on its status
 //!   or by refusing the stream, is dropped and counted; when the queue is full the
-//!   oldest interval is dropped and counted, as superseded where newer cumulative
-//!   batches waiting behind it carry the totals of all its series. With cumulative
-//!   temporality the next export carries the totals again, so a dropped batch loses no
-//!   value.
+//!   oldest interval is dropped and its batches counted, each as superseded where
+//!   newer cumulative batches waiting behind it carry the totals of all its series.
+//!   With cumulative temporality the next export carries the totals again, so a
+//!   dropped batch loses no value.
 //!
 //! Memory is bounded by `queue_capacity` intervals waiting plus `max_in_flight` batches
 //! in flight (each held once, as its tables). Every failure kind is counted in
@@ -284,8 +284,9 @@ impl TransportHandle {
     }
 
     /// Queues one interval's tables; never waits. When the queue is full the oldest
-    /// waiting interval is dropped, counted as dropped, or as superseded where the
-    /// cumulative intervals behind it carry the totals of all its series.
+    /// waiting interval is dropped, each of its batches counted as dropped, or as
+    /// superseded where the cumulative batches behind it carry the totals of all its
+    /// series.
     pub fn push(&self, tables: MetricsTables) {
         self.push_interval(vec![tables]);
     }
