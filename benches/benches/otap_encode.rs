@@ -88,18 +88,32 @@ impl Values {
     }
 }
 
+/// One delta interval of 8 cores, each recording through `record` (whose handles stay
+/// alive until the cut), folded with `keep`.
+fn over_8_cores<H>(keep: Keep, mut record: impl FnMut(&mut Reporter) -> H) -> Interval {
+    let (sender, receiver) = metric_schema::channel(64);
+    let mut aggregator = Aggregator::new(keep, 0);
+    let mut alive = Vec::new();
+    for core in 0..8 {
+        let mut reporter = Reporter::new(sender.clone(), core, 0);
+        let handles = record(&mut reporter);
+        reporter.report();
+        while let Some(batch) = receiver.try_recv() {
+            aggregator.apply(&batch);
+        }
+        alive.push((reporter, handles));
+    }
+    aggregator.take(1_000_000, &[Temporality::Delta]).remove(0)
+}
+
 /// One interval of `sets` wide sets and `sets` hot sets per core, over 8 cores, with
 /// values from `seed` spread over `decades`, cores folded unless `keep` says otherwise.
 fn interval(sets: u32, seed: u64, decades: u32, keep: Keep) -> Interval {
-    let (sender, receiver) = metric_schema::channel(64);
-    let mut reporters = Vec::new();
-    let mut aggregator = Aggregator::new(keep, 0);
     let mut values = Values {
         state: seed | 1,
         decades,
     };
-    for core in 0..8 {
-        let mut reporter = Reporter::new(sender.clone(), core, 0);
+    over_8_cores(keep, |reporter| {
         let wide: Vec<_> = (0..sets)
             .map(|i| reporter.register::<WideSet, _>(&SetIndex::new(i)))
             .collect();
@@ -120,13 +134,8 @@ fn interval(sets: u32, seed: u64, decades: u32, keep: Keep) -> Interval {
                 set.mmsc.record(seconds);
             }
         }
-        reporter.report();
-        while let Some(batch) = receiver.try_recv() {
-            aggregator.apply(&batch);
-        }
-        reporters.push((reporter, wide, hot));
-    }
-    aggregator.take(1_000_000, &[Temporality::Delta]).remove(0)
+        (wide, hot)
+    })
 }
 
 fn key_value(key: &str, value: &AttributeValue) -> KeyValue {
@@ -424,15 +433,11 @@ impl Upstream {
 /// A proxy's per-upstream telemetry: `upstreams` series over 8 cores, values over
 /// three decades, `histograms` saying whether the latency distribution is recorded.
 fn proxy_interval(upstreams: u32, seed: u64, histograms: bool) -> Interval {
-    let (sender, receiver) = metric_schema::channel(64);
-    let mut reporters = Vec::new();
-    let mut aggregator = Aggregator::new(Keep::default(), 0);
     let mut values = Values {
         state: seed | 1,
         decades: 3,
     };
-    for core in 0..8 {
-        let mut reporter = Reporter::new(sender.clone(), core, 0);
+    over_8_cores(Keep::default(), |reporter| {
         let sets: Vec<_> = (0..upstreams)
             .map(|i| reporter.register::<UpstreamSet, _>(&Upstream::new(i)))
             .collect();
@@ -454,13 +459,8 @@ fn proxy_interval(upstreams: u32, seed: u64, histograms: bool) -> Interval {
                 }
             }
         }
-        reporter.report();
-        while let Some(batch) = receiver.try_recv() {
-            aggregator.apply(&batch);
-        }
-        reporters.push((reporter, sets));
-    }
-    aggregator.take(1_000_000, &[Temporality::Delta]).remove(0)
+        sets
+    })
 }
 
 /// The engine's own telemetry, as the ITS receives it: the default configuration's

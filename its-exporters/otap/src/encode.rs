@@ -529,6 +529,10 @@ fn by_field(rows: &mut [MetricRow<'_>]) {
     }
 }
 
+/// How many changes of fields between a set's consecutive scopes, per distinct set of
+/// fields, make [`group_scopes_by_fields`] group them.
+const GROUP_AT_CHANGES_PER_FIELD_SET: usize = 4;
+
 /// Orders a metric set's scopes by the fields they have points for, where those
 /// alternate from scope to scope. A delta interval carries only the fields that moved,
 /// so the scopes of a set whose error counters are mostly zero, say, alternate between
@@ -539,9 +543,10 @@ fn by_field(rows: &mut [MetricRow<'_>]) {
 ///
 /// Regrouping gives up the canonical order of the scope attributes' parent ids, which
 /// compress well in it, so a set's scopes are regrouped only when that removes most
-/// of the changes: at least four changes per distinct set of fields. Within a group
-/// the scopes keep their canonical order, so the order stays deterministic. Scopes
-/// are renumbered in their new order, and their attributes with them.
+/// of the changes: at least [`GROUP_AT_CHANGES_PER_FIELD_SET`] changes per distinct
+/// set of fields. Within a group the scopes keep their canonical order, so the order
+/// stays deterministic. Scopes are renumbered in their new order, and their attributes
+/// with them.
 fn group_scopes_by_fields(rows: &mut Vec<MetricRow<'_>>, scope_attrs: &mut [AttrRow<'_>]) {
     // Per scope, in scope id order: the fields it has points for, and its rows.
     let mut scopes: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
@@ -558,13 +563,14 @@ fn group_scopes_by_fields(rows: &mut Vec<MetricRow<'_>>, scope_attrs: &mut [Attr
             .windows(2)
             .filter(|w| scopes[w[0]].0 != scopes[w[1]].0)
             .count();
-        if changes < 4 {
+        // Fewer changes than the threshold for one set of fields: not worth counting.
+        if changes < GROUP_AT_CHANGES_PER_FIELD_SET {
             continue;
         }
         let mut distinct: Vec<u64> = set.iter().map(|s| scopes[*s].0).collect();
         distinct.sort_unstable();
         distinct.dedup();
-        if changes >= 4 * distinct.len() {
+        if changes >= GROUP_AT_CHANGES_PER_FIELD_SET * distinct.len() {
             set.sort_by_key(|s| scopes[*s].0);
             regrouped = true;
         }

@@ -856,6 +856,14 @@ fn sparse_interval(series: usize, with_level: impl Fn(usize) -> bool) -> Interva
     }))
 }
 
+/// The root table's metric names of 16 scopes grouped by their fields: eight with
+/// `requests` alone, then eight with `requests` and `level`.
+fn eight_without_level_then_eight_with() -> Vec<&'static str> {
+    let mut names = vec!["requests"; 8];
+    names.extend(["requests", "level"].repeat(8));
+    names
+}
+
 /// What [`decoded_number_points`] should give for `interval`.
 fn expected_number_points(interval: &Interval) -> Vec<(String, String, i64)> {
     let mut expected: Vec<(String, String, i64)> = interval
@@ -880,6 +888,15 @@ fn expected_number_points(interval: &Interval) -> Vec<(String, String, i64)> {
     expected
 }
 
+/// The series names in the order of their scopes' ids.
+fn scope_order(tables: &its_exporter_otap::MetricsTables) -> Vec<String> {
+    attributes(tables.get(PayloadType::ScopeAttrs).unwrap())
+        .into_iter()
+        .filter(|(_, key, _)| key == "test.name")
+        .map(|(_, _, name)| name)
+        .collect()
+}
+
 #[test]
 fn scopes_whose_fields_alternate_are_grouped_by_them_and_decode_the_same() {
     // Every other series has `level`: 15 changes of fields between 16 scopes, two
@@ -887,8 +904,7 @@ fn scopes_whose_fields_alternate_are_grouped_by_them_and_decode_the_same() {
     let interval = sparse_interval(16, |i| i % 2 == 1);
     let tables = encode(&interval, &[]).unwrap();
     let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
-    let mut names = vec!["requests"; 8];
-    names.extend(["requests", "level"].repeat(8));
+    let names = eight_without_level_then_eight_with();
     assert_eq!(strings(root, "name"), names);
     let scopes = root_scopes(root);
     assert_eq!(scopes[..8], (0..8).collect::<Vec<u16>>(), "one row a scope");
@@ -898,31 +914,15 @@ fn scopes_whose_fields_alternate_are_grouped_by_them_and_decode_the_same() {
     );
     // The scopes keep their canonical order within a group, and their attributes
     // follow them: what every point decodes to is unchanged.
-    let scope_names = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
-    let first = |scope: u32| {
-        scope_names
-            .iter()
-            .find(|(s, key, _)| *s == scope && key == "test.name")
-            .map(|(_, _, name)| name.clone())
-            .unwrap()
-    };
+    let order = scope_order(&tables);
     assert_eq!(
-        [first(0), first(7), first(8), first(15)],
+        [&order[0], &order[7], &order[8], &order[15]],
         ["s00", "s14", "s01", "s15"]
     );
     assert_eq!(
         decoded_number_points(&tables),
         expected_number_points(&interval)
     );
-}
-
-/// The series names in the order of their scopes' ids.
-fn scope_order(tables: &its_exporter_otap::MetricsTables) -> Vec<String> {
-    attributes(tables.get(PayloadType::ScopeAttrs).unwrap())
-        .into_iter()
-        .filter(|(_, key, _)| key == "test.name")
-        .map(|(_, _, name)| name)
-        .collect()
 }
 
 #[test]
@@ -978,8 +978,7 @@ fn scopes_shared_by_kept_cores_move_whole() {
         .collect();
     let tables = encode(&interval, &[]).unwrap();
     let root = tables.get(PayloadType::UnivariateMetrics).unwrap();
-    let mut names = vec!["requests"; 8];
-    names.extend(["requests", "level"].repeat(8));
+    let names = eight_without_level_then_eight_with();
     assert_eq!(
         strings(root, "name"),
         names,

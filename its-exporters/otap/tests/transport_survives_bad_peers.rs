@@ -115,6 +115,13 @@ struct Seen {
     points: Mutex<Vec<Vec<usize>>>,
 }
 
+impl Seen {
+    /// How many batches each stream read.
+    fn read_per_stream(&self) -> Vec<usize> {
+        self.batches.lock().unwrap().iter().map(Vec::len).collect()
+    }
+}
+
 #[derive(Clone)]
 struct FakeReceiver {
     peer: Peer,
@@ -501,6 +508,24 @@ fn start(endpoint: String, tune: impl FnOnce(&mut TransportSettings)) -> Run {
     }
 }
 
+/// An endpoint on a loopback port nothing listens on (bound, then freed).
+fn nobody_listening() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+/// [`start`] against `server`, waiting up to 10 s for answers: the peers that hold
+/// their answers until they have read several batches need that on a busy machine.
+fn patient(server: &Server) -> Run {
+    start(format!("http://127.0.0.1:{}", server.port), |s| {
+        s.ack_timeout = Duration::from_secs(10);
+    })
+}
+
 impl Run {
     /// Pushes `n` intervals of `points` points; each push must return at once.
     fn push(&self, n: usize, points: u16) {
@@ -592,13 +617,7 @@ fn a_healthy_receiver_gets_every_batch_in_one_stream() {
 
 #[test]
 fn an_unreachable_endpoint_is_counted_logged_once_and_bounded() {
-    // A port nothing listens on: bind, then free it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut run = start(format!("http://127.0.0.1:{port}"), |s| s.queue_capacity = 8);
+    let mut run = start(nobody_listening(), |s| s.queue_capacity = 8);
     run.push(50, 3);
     wait_until("a few failed connections", || {
         run.get(|s| &s.connect_failures) >= 3
@@ -903,9 +922,7 @@ fn a_refused_batch_goes_again_alone_and_the_ones_beside_it_are_not_sent_twice() 
     // so sending them again would count their points twice.
     let server = serve(Peer::RefusesSecondOfFive);
     // It holds its answers until it has read five: time enough on a busy machine.
-    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
-        s.ack_timeout = Duration::from_secs(10);
-    });
+    let mut run = patient(&server);
     run.push(5, 2);
     run.close(Duration::from_secs(10));
     run.assert_conserved(5, 10);
@@ -913,9 +930,11 @@ fn a_refused_batch_goes_again_alone_and_the_ones_beside_it_are_not_sent_twice() 
     assert_eq!(run.get(|s| &s.batches_rejected), 1);
     assert_eq!(run.get(|s| &s.batches_retried), 1);
     assert_eq!(run.get(|s| &s.stream_failures), 1);
-    let streams = server.seen.batches.lock().unwrap().clone();
-    let read: Vec<usize> = streams.iter().map(Vec::len).collect();
-    assert_eq!(read, [5, 1], "five batches, then the refused one again");
+    assert_eq!(
+        server.seen.read_per_stream(),
+        [5, 1],
+        "five batches, then the refused one again"
+    );
     assert_eq!(run.logged("answered Unavailable"), 1, "{:?}", run.logs);
 }
 
@@ -926,9 +945,7 @@ fn a_refused_cumulative_batch_is_let_go_once_newer_totals_were_taken() {
     // rejects that, or reads a counter reset); it is let go, counted, and no stream
     // opens for it.
     let server = serve(Peer::RefusesSecondOfFive);
-    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
-        s.ack_timeout = Duration::from_secs(10);
-    });
+    let mut run = patient(&server);
     for _ in 0..5 {
         run.push_tables(cumulative(2, &[7, 9]));
     }
@@ -940,9 +957,11 @@ fn a_refused_cumulative_batch_is_let_go_once_newer_totals_were_taken() {
     assert_eq!(run.get(|s| &s.points_superseded), 2);
     assert_eq!(run.get(|s| &s.batches_retried), 0);
     assert_eq!(run.get(|s| &s.batches_dropped), 0);
-    let streams = server.seen.batches.lock().unwrap().clone();
-    let read: Vec<usize> = streams.iter().map(Vec::len).collect();
-    assert_eq!(read, [5], "the refused batch is not sent again");
+    assert_eq!(
+        server.seen.read_per_stream(),
+        [5],
+        "the refused batch is not sent again"
+    );
 }
 
 #[test]
@@ -950,9 +969,7 @@ fn a_refused_cumulative_batch_goes_again_for_a_series_only_it_carries() {
     // Same, but the refused batch also carries series 8, which no newer batch has:
     // those totals would be lost until the next export, so it goes again (late).
     let server = serve(Peer::RefusesSecondOfFive);
-    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
-        s.ack_timeout = Duration::from_secs(10);
-    });
+    let mut run = patient(&server);
     run.push_tables(cumulative(2, &[7]));
     run.push_tables(cumulative(3, &[7, 8]));
     for _ in 0..3 {
@@ -1073,9 +1090,7 @@ fn a_receiver_closing_itself_mid_window_gets_the_rest_again_in_order() {
     // the third go again, in the order they were pushed, and nothing counts as failed.
     let server = serve(Peer::CancelsSecondOfThree);
     // It holds its answers until it has read three: time enough on a busy machine.
-    let mut run = start(format!("http://127.0.0.1:{}", server.port), |s| {
-        s.ack_timeout = Duration::from_secs(10);
-    });
+    let mut run = patient(&server);
     for points in [10, 20, 30] {
         run.push(1, points);
     }
@@ -1212,12 +1227,7 @@ fn mutual_tls_presents_the_client_certificate() {
 #[test]
 fn a_full_queue_drops_whole_intervals_never_its_own_parts() {
     // Nothing listens: everything waits in the queue, which holds two intervals.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut run = start(format!("http://127.0.0.1:{port}"), |s| s.queue_capacity = 2);
+    let mut run = start(nobody_listening(), |s| s.queue_capacity = 2);
     // One interval split in five parts: all kept, though the queue holds two.
     run.transport
         .push_interval((0..5).map(|_| tables(3)).collect());
@@ -1235,12 +1245,7 @@ fn a_full_queue_drops_whole_intervals_never_its_own_parts() {
 #[test]
 fn a_full_queue_lets_an_interval_go_as_superseded_only_when_newer_totals_wait_behind_it() {
     // Nothing listens: everything waits in the queue, which holds two intervals.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut run = start(format!("http://127.0.0.1:{port}"), |s| s.queue_capacity = 2);
+    let mut run = start(nobody_listening(), |s| s.queue_capacity = 2);
     let counted = |run: &Run| {
         (
             run.get(|s| &s.batches_superseded),
@@ -1270,12 +1275,7 @@ fn a_full_queue_lets_an_interval_go_as_superseded_only_when_newer_totals_wait_be
 
 #[test]
 fn a_full_queue_judges_each_part_of_an_interval_against_all_the_batches_behind_it() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut run = start(format!("http://127.0.0.1:{port}"), |s| s.queue_capacity = 2);
+    let mut run = start(nobody_listening(), |s| s.queue_capacity = 2);
     let superseded_and_dropped = |run: &Run| {
         (
             run.get(|s| &s.points_superseded),
