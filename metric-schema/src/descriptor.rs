@@ -204,6 +204,17 @@ impl AttributesDescriptor {
         out
     }
 
+    /// Whether one of the keys (included sets expanded) is `key`; allocates nothing.
+    pub fn has_key(&self, key: &str) -> bool {
+        fn any(fields: &[AttributeField], key: &str) -> bool {
+            fields.iter().any(|field| match field.ty {
+                AttributeType::Include(inner) => any(inner.fields, key),
+                _ => field.key == key,
+            })
+        }
+        any(self.fields, key)
+    }
+
     fn collect(fields: &'static [AttributeField], out: &mut Vec<&'static AttributeField>) {
         for field in fields {
             match field.ty {

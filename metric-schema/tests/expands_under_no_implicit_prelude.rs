@@ -106,4 +106,8 @@ fn generated_code_needs_no_prelude() {
     );
     let keys = <ReplicaAttrs as AttributeSet>::DESCRIPTOR.keys();
     ::std::assert_eq!(keys[4].key, "shard.id");
+    // `has_key` looks through included sets, and an include's field name is no key.
+    let d = <ReplicaAttrs as AttributeSet>::DESCRIPTOR;
+    ::std::assert!(d.has_key("replica.name") && d.has_key("shard.id"));
+    ::std::assert!(!d.has_key("shard") && !d.has_key("core.id"));
 }

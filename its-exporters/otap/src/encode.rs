@@ -376,29 +376,16 @@ fn counting_sort<T: Copy>(
     (sorted, starts)
 }
 
-/// The width of an attribute table's `parent_id`: UInt16 for resource and scope
-/// attributes, UInt32 for data-point attributes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ParentWidth {
-    U16,
-    U32,
-}
-
-/// An attribute table (resource, scope or data point), sorted by (type, key, value,
-/// parent) with quasi-delta parent ids.
-fn attrs_table(
-    mut rows: Vec<AttrRow<'_>>,
-    width: ParentWidth,
-) -> Result<Option<RecordBatch>, EncodeError> {
+/// A resource or scope attribute table (UInt16 parents), sorted by (type, key, value,
+/// parent) with quasi-delta parent ids. Data points' attributes, the kept cores and
+/// NUMA nodes, come out in the same order from [`KeptAttrs::table`].
+fn attrs_table(mut rows: Vec<AttrRow<'_>>) -> Result<Option<RecordBatch>, EncodeError> {
     sort_attributes(&mut rows);
-    sorted_attrs_table(&rows, width)
+    sorted_attrs_table(&rows)
 }
 
 /// [`attrs_table`] of rows already in its order.
-fn sorted_attrs_table(
-    rows: &[AttrRow<'_>],
-    width: ParentWidth,
-) -> Result<Option<RecordBatch>, EncodeError> {
+fn sorted_attrs_table(rows: &[AttrRow<'_>]) -> Result<Option<RecordBatch>, EncodeError> {
     if rows.is_empty() {
         return Ok(None);
     }
@@ -431,22 +418,10 @@ fn sorted_attrs_table(
         }
         strs
     });
-    let (parent_type, parent): (DataType, ArrayRef) = match width {
-        ParentWidth::U16 => (
-            DataType::UInt16,
-            Arc::new(UInt16Array::from_iter_values(
-                parent.iter().map(|p| *p as u16),
-            )),
-        ),
-        ParentWidth::U32 => (DataType::UInt32, Arc::new(UInt32Array::from(parent))),
-    };
-    let key = key.finish()?;
-    let mut fields = vec![
-        id_field("parent_id", parent_type, false, "quasidelta"),
-        Field::new("key", key.data_type().clone(), false),
-        Field::new("type", DataType::UInt8, false),
-    ];
-    let mut columns: Vec<ArrayRef> = vec![parent, key, Arc::new(kind.clone())];
+    let parent = Arc::new(UInt16Array::from_iter_values(
+        parent.iter().map(|p| *p as u16),
+    ));
+    let (mut fields, mut columns) = attrs_head((DataType::UInt16, parent), key.finish()?, &kind);
     // A value column per type present, valid where the row has that type.
     let valid = |code: u8| {
         let rows = kind.values();
@@ -491,6 +466,20 @@ fn sorted_attrs_table(
         columns.push(Arc::new(BooleanArray::new(values, valid(4))));
     }
     Ok(Some(table(fields.into_iter().map(Arc::new), columns)?))
+}
+
+/// An attribute table's first three columns: `parent_id` (quasi-delta), `key`, `type`.
+fn attrs_head(
+    (parent_type, parent): (DataType, ArrayRef),
+    key: ArrayRef,
+    kind: &UInt8Array,
+) -> (Vec<Field>, Vec<ArrayRef>) {
+    let fields = vec![
+        id_field("parent_id", parent_type, false, "quasidelta"),
+        Field::new("key", key.data_type().clone(), false),
+        Field::new("type", DataType::UInt8, false),
+    ];
+    (fields, vec![parent, key, Arc::new(kind.clone())])
 }
 
 /// OTLP metric type of an instrument (1 gauge, 2 sum, 3 histogram, 4 exponential).
@@ -850,10 +839,10 @@ fn encode_series(
     )];
     let points = points_tables(&rows)?;
     tables.extend(points);
-    if let Some(t) = attrs_table(resource_attrs, ParentWidth::U16)? {
+    if let Some(t) = attrs_table(resource_attrs)? {
         tables.push((PayloadType::ResourceAttrs, t));
     }
-    if let Some(t) = attrs_table(scope_attrs, ParentWidth::U16)? {
+    if let Some(t) = attrs_table(scope_attrs)? {
         tables.push((PayloadType::ScopeAttrs, t));
     }
     let mut totals_of = Vec::new();
@@ -1304,7 +1293,7 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
         (PayloadType::HistogramDpAttrs, mmsc_attrs),
         (PayloadType::ExpHistogramDpAttrs, exp_attrs),
     ] {
-        if let Some(t) = sorted_attrs_table(&attrs.into_rows(), ParentWidth::U32)? {
+        if let Some(t) = attrs.table()? {
             out.push((kind, t));
         }
     }
@@ -1330,13 +1319,12 @@ impl PointAttributes {
         if self.series != Some(std::ptr::from_ref(series)) {
             self.series = Some(std::ptr::from_ref(series));
             self.attributes.clear();
-            let keys = identity.attributes.keys();
             for (key, value) in [
                 (KeptAttrs::CORE, identity.core),
                 (KeptAttrs::NUMA_NODE, identity.numa_node),
             ] {
                 if let Some(v) = value
-                    && !keys.iter().any(|k| k.key == key)
+                    && !identity.attributes.has_key(key)
                 {
                     let leading = AttrValue::Int(i64::from(v)).leading();
                     self.attributes.push((key == KeptAttrs::CORE, leading));
@@ -1358,7 +1346,7 @@ impl PointAttributes {
 /// (value's [`AttrValue::leading`], point id) in point order: sorting them is a
 /// counting sort per key, where the general attribute sort would group, rank and
 /// copy rows of every type (a kept core puts a row on every point).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct KeptAttrs {
     core: Vec<(u64, u32)>,
     numa_node: Vec<(u64, u32)>,
@@ -1382,8 +1370,57 @@ impl KeptAttrs {
         to.push((leading, parent));
     }
 
+    /// The data-point attribute table: [`sorted_attrs_table`]'s layout of
+    /// [`into_rows`](Self::into_rows) with UInt32 parents, built straight from the
+    /// pairs (a kept core puts a row on every point): one integer column, a key per
+    /// run, quasi-delta parents within a run of equal values.
+    fn table(self) -> Result<Option<RecordBatch>, EncodeError> {
+        let n = self.core.len() + self.numa_node.len();
+        if n == 0 {
+            return Ok(None);
+        }
+        let (mut parent, mut keys, mut ints) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let mut names = Vec::with_capacity(2);
+        for (key, mut pairs) in [(Self::CORE, self.core), (Self::NUMA_NODE, self.numa_node)] {
+            if pairs.is_empty() {
+                continue;
+            }
+            sort_numbers(&mut pairs);
+            let index = names.len() as u16;
+            names.push(key);
+            let mut previous = None;
+            for (leading, point) in pairs {
+                parent.push(match previous {
+                    Some((value, before)) if value == leading => point - before,
+                    _ => point,
+                });
+                previous = Some((leading, point));
+                keys.push(index);
+                ints.push((leading ^ (1 << 63)) as i64);
+            }
+        }
+        let key = DictionaryArray::<UInt16Type>::try_new(
+            UInt16Array::from(keys),
+            Arc::new(StringArray::from_iter_values(names)),
+        )?;
+        let parent = (
+            DataType::UInt32,
+            Arc::new(UInt32Array::from(parent)) as ArrayRef,
+        );
+        let kind = UInt8Array::from(vec![2u8; n]);
+        let (mut fields, mut columns) = attrs_head(parent, Arc::new(key), &kind);
+        fields.push(Field::new("int", DataType::Int64, true));
+        columns.push(Arc::new(Int64Array::from(ints)));
+        Ok(Some(table(fields.into_iter().map(Arc::new), columns)?))
+    }
+
     /// The rows in [`sort_attributes`]'s order: integers, by key (`core.id` before
     /// `numa.node`), then value, then point.
+    #[cfg(test)]
     fn into_rows(self) -> Vec<AttrRow<'static>> {
         let mut rows = Vec::with_capacity(self.core.len() + self.numa_node.len());
         for (key, mut pairs) in [(Self::CORE, self.core), (Self::NUMA_NODE, self.numa_node)] {
@@ -1400,7 +1437,12 @@ impl KeptAttrs {
 
 #[cfg(test)]
 mod tests {
-    use super::{AttrRow, AttrValue, KeptAttrs, sort_attributes, sort_numbers};
+    use super::{
+        AttrRow, AttrValue, KeptAttrs, id_field, sort_attributes, sort_numbers, sorted_attrs_table,
+    };
+    use arrow_array::{ArrayRef, RecordBatch, UInt16Array, UInt32Array};
+    use arrow_schema::{DataType, Schema};
+    use std::sync::Arc;
 
     /// Kept cores and NUMA nodes skip the general attribute sort: their rows must come
     /// out exactly as it would order them, so that the quasi-delta ids mean the same.
@@ -1430,8 +1472,31 @@ mod tests {
                 }
             }
             sort_attributes(&mut general);
+            let table = kept.clone().table().expect("encodes").expect("has rows");
+            let want = sorted_attrs_table(&general)
+                .expect("encodes")
+                .expect("rows");
+            assert_eq!(
+                table,
+                with_u32_parents(&want),
+                "cores {cores}, nodes {nodes}"
+            );
             assert_eq!(kept.into_rows(), general, "cores {cores}, nodes {nodes}");
         }
+    }
+
+    /// `batch` with its first column, `parent_id`, widened to UInt32 (the data-point
+    /// form of an attribute table).
+    fn with_u32_parents(batch: &RecordBatch) -> RecordBatch {
+        let parents = batch.column(0).as_any().downcast_ref::<UInt16Array>();
+        let parents = parents.expect("UInt16 parents").values();
+        let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
+        fields[0] = Arc::new(id_field("parent_id", DataType::UInt32, false, "quasidelta"));
+        let mut columns = batch.columns().to_vec();
+        columns[0] = Arc::new(UInt32Array::from_iter_values(
+            parents.iter().map(|p| u32::from(*p)),
+        )) as ArrayRef;
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same rows")
     }
 
     /// Narrow spans take the counting sort, wide ones the comparison sort; both must

@@ -665,6 +665,61 @@ fn a_kept_core_is_a_data_point_attribute_of_one_shared_scope() {
     );
 }
 
+/// A pinned worker: its attribute set names its core itself.
+#[attribute_set(name = "test.otap.pinned")]
+pub struct Pinned {
+    /// The core the worker is pinned to.
+    #[attribute(key = "core.id")]
+    pub core: u32,
+}
+
+#[test]
+fn a_kept_core_the_set_already_names_is_not_repeated_on_its_points() {
+    use its_processors::model::{Identity, Series};
+    use metric_schema::{AttributeSet, MetricSet};
+    // Cores 2 and 3, NUMA node 1 kept: the set names `core.id`, not `numa.node`.
+    let series = (2..4)
+        .map(|core| Series {
+            descriptor: <Kinds as MetricSet>::DESCRIPTOR,
+            identity: std::sync::Arc::new(Identity {
+                attributes: <Pinned as AttributeSet>::DESCRIPTOR,
+                values: vec![AttributeValue::Int(core)],
+                core: Some(core as u32),
+                numa_node: Some(1),
+            }),
+            start_unix_nanos: 0,
+            end_unix_nanos: 1,
+            points: vec![Point {
+                field: 0,
+                value: Value::U64(10 + core as u64),
+            }],
+        })
+        .collect();
+    let interval = Interval {
+        start_unix_nanos: 0,
+        end_unix_nanos: 1,
+        temporality: Temporality::Delta,
+        series,
+    };
+    let tables = encode(&interval, &[]).unwrap();
+    let scope = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
+    assert_eq!(
+        scope,
+        vec![
+            (0, "core.id".into(), "2".into()),
+            (1, "core.id".into(), "3".into()),
+        ]
+    );
+    let points = attributes(tables.get(PayloadType::NumberDpAttrs).unwrap());
+    assert_eq!(
+        points,
+        vec![
+            (0, "numa.node".into(), "1".into()),
+            (1, "numa.node".into(), "1".into()),
+        ]
+    );
+}
+
 #[test]
 fn cumulative_batches_name_the_series_whose_totals_they_carry() {
     // Delta batches name none: nothing supersedes a delta.
