@@ -32,7 +32,7 @@ use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
 use its_processors::model::{
     Buckets, Interval, Series, Temporality, Value, leading_bytes, same_or_cmp, series_order,
 };
-use metric_schema::{AttributeValue, InstrumentKind};
+use metric_schema::{AttributeValue, AttributesDescriptor, InstrumentKind};
 
 /// OTAP payload types this encoder produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1307,6 +1307,9 @@ struct PointAttributes {
     series: Option<*const Series>,
     /// Whether each is the core (or the NUMA node), and its value's sort key.
     attributes: Vec<(bool, u64)>,
+    /// The last attribute set seen, and whether it names `core.id` and `numa.node`
+    /// itself: a scope's rows alternate between its cores' series, which share it.
+    names: Option<(*const AttributesDescriptor, [bool; 2])>,
 }
 
 impl PointAttributes {
@@ -1319,12 +1322,25 @@ impl PointAttributes {
         if self.series != Some(std::ptr::from_ref(series)) {
             self.series = Some(std::ptr::from_ref(series));
             self.attributes.clear();
-            for (key, value) in [
+            let set = std::ptr::from_ref(identity.attributes);
+            let names = match self.names {
+                Some((last, names)) if std::ptr::eq(last, set) => names,
+                _ => {
+                    let names = [KeptAttrs::CORE, KeptAttrs::NUMA_NODE]
+                        .map(|key| identity.attributes.has_key(key));
+                    self.names = Some((set, names));
+                    names
+                }
+            };
+            for ((key, value), named) in [
                 (KeptAttrs::CORE, identity.core),
                 (KeptAttrs::NUMA_NODE, identity.numa_node),
-            ] {
+            ]
+            .into_iter()
+            .zip(names)
+            {
                 if let Some(v) = value
-                    && !identity.attributes.has_key(key)
+                    && !named
                 {
                     let leading = AttrValue::Int(i64::from(v)).leading();
                     self.attributes.push((key == KeptAttrs::CORE, leading));

@@ -677,24 +677,38 @@ pub struct Pinned {
 fn a_kept_core_the_set_already_names_is_not_repeated_on_its_points() {
     use its_processors::model::{Identity, Series};
     use metric_schema::{AttributeSet, MetricSet};
-    // Cores 2 and 3, NUMA node 1 kept: the set names `core.id`, not `numa.node`.
-    let series = (2..4)
-        .map(|core| Series {
-            descriptor: <Kinds as MetricSet>::DESCRIPTOR,
-            identity: std::sync::Arc::new(Identity {
-                attributes: <Pinned as AttributeSet>::DESCRIPTOR,
-                values: vec![AttributeValue::Int(core)],
-                core: Some(core as u32),
-                numa_node: Some(1),
-            }),
-            start_unix_nanos: 0,
-            end_unix_nanos: 1,
-            points: vec![Point {
-                field: 0,
-                value: Value::U64(10 + core as u64),
-            }],
-        })
-        .collect();
+    // Cores 2 and 3, NUMA node 1 kept: the pinned sets name `core.id`, not
+    // `numa.node`; a set of another attribute set, on core 4, names neither.
+    let who = Who {
+        name: "w".into(),
+        shard: 0,
+    };
+    let series = [
+        (2, Pinned::DESCRIPTOR),
+        (3, Pinned::DESCRIPTOR),
+        (4, Who::DESCRIPTOR),
+    ]
+    .into_iter()
+    .map(|(core, attributes)| Series {
+        descriptor: <Kinds as MetricSet>::DESCRIPTOR,
+        identity: std::sync::Arc::new(Identity {
+            attributes,
+            values: if core < 4 {
+                vec![AttributeValue::Int(core)]
+            } else {
+                who.values()
+            },
+            core: Some(core as u32),
+            numa_node: Some(1),
+        }),
+        start_unix_nanos: 0,
+        end_unix_nanos: 1,
+        points: vec![Point {
+            field: 0,
+            value: Value::U64(10 + core as u64),
+        }],
+    })
+    .collect();
     let interval = Interval {
         start_unix_nanos: 0,
         end_unix_nanos: 1,
@@ -702,20 +716,25 @@ fn a_kept_core_the_set_already_names_is_not_repeated_on_its_points() {
         series,
     };
     let tables = encode(&interval, &[]).unwrap();
+    // Canonical order: `test.otap.attrs` (core 4) before `test.otap.pinned`.
     let scope = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
     assert_eq!(
         scope,
         vec![
-            (0, "core.id".into(), "2".into()),
-            (1, "core.id".into(), "3".into()),
+            (0, "test.name".into(), "w".into()),
+            (0, "test.shard".into(), "0".into()),
+            (1, "core.id".into(), "2".into()),
+            (2, "core.id".into(), "3".into()),
         ]
     );
     let points = attributes(tables.get(PayloadType::NumberDpAttrs).unwrap());
     assert_eq!(
         points,
         vec![
+            (0, "core.id".into(), "4".into()),
             (0, "numa.node".into(), "1".into()),
             (1, "numa.node".into(), "1".into()),
+            (2, "numa.node".into(), "1".into()),
         ]
     );
 }
