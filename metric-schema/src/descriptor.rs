@@ -200,8 +200,21 @@ impl AttributesDescriptor {
     /// exactly this order.
     pub fn keys(&self) -> Vec<&'static AttributeField> {
         let mut out = Vec::with_capacity(self.fields.len());
-        Self::collect(self.fields, &mut out);
+        self.for_each_key(|field| out.push(field));
         out
+    }
+
+    /// [`keys`](Self::keys) one at a time, without allocating.
+    pub fn for_each_key(&self, mut f: impl FnMut(&'static AttributeField)) {
+        fn visit(fields: &'static [AttributeField], f: &mut impl FnMut(&'static AttributeField)) {
+            for field in fields {
+                match field.ty {
+                    AttributeType::Include(inner) => visit(inner.fields, f),
+                    _ => f(field),
+                }
+            }
+        }
+        visit(self.fields, &mut f);
     }
 
     /// Whether one of the keys (included sets expanded) is `key`; allocates nothing.
@@ -213,15 +226,6 @@ impl AttributesDescriptor {
             })
         }
         any(self.fields, key)
-    }
-
-    fn collect(fields: &'static [AttributeField], out: &mut Vec<&'static AttributeField>) {
-        for field in fields {
-            match field.ty {
-                AttributeType::Include(inner) => Self::collect(inner.fields, out),
-                _ => out.push(field),
-            }
-        }
     }
 
     /// Whether two descriptors have the same keys with the same types, in order.

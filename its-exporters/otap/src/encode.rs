@@ -681,9 +681,12 @@ pub fn estimated_size(series: &Series) -> usize {
     let kept =
         KEPT * (usize::from(identity.core.is_some()) + usize::from(identity.numa_node.is_some()));
     let mut size = text(series.descriptor.name);
-    for (key, value) in identity.attributes.keys().iter().zip(&identity.values) {
-        size += attribute(key.key, value);
-    }
+    let mut values = identity.values.iter();
+    identity.attributes.for_each_key(|key| {
+        if let Some(value) = values.next() {
+            size += attribute(key.key, value);
+        }
+    });
     for point in &series.points {
         let field = &series.descriptor.fields[usize::from(point.field)];
         size += POINT + kept + text(field.name) + text(field.brief) + text(field.unit);
@@ -781,13 +784,16 @@ fn encode_series(
         if !same_scope {
             let next = scope.map_or(Ok(0), |id| u16_id(usize::from(id) + 1, "scopes"))?;
             scope = Some(next);
-            for (k, v) in s.identity.attributes.keys().iter().zip(&s.identity.values) {
-                scope_attrs.push(AttrRow {
-                    parent: u32::from(next),
-                    key: k.key,
-                    value: AttrValue::of(v),
-                });
-            }
+            let mut values = s.identity.values.iter();
+            s.identity.attributes.for_each_key(|k| {
+                if let Some(v) = values.next() {
+                    scope_attrs.push(AttrRow {
+                        parent: u32::from(next),
+                        key: k.key,
+                        value: AttrValue::of(v),
+                    });
+                }
+            });
         }
         previous = Some(s);
         let scope = scope.expect("set above");
@@ -1073,11 +1079,32 @@ fn buckets_struct(sides: &[&Buckets]) -> Result<StructArray, EncodeError> {
     )?)
 }
 
+/// Every point's start and end, as the two timestamp columns they become.
+#[derive(Default)]
+struct Windows {
+    start: Vec<i64>,
+    end: Vec<i64>,
+}
+
+impl Windows {
+    fn with_capacity(n: usize) -> Self {
+        Windows {
+            start: Vec::with_capacity(n),
+            end: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, (start, end): (i64, i64)) {
+        self.start.push(start);
+        self.end.push(end);
+    }
+}
+
 /// The columns histogram and exponential histogram points share: parent, window,
 /// count, sum, min, max.
 struct Summaries {
     parent: Vec<u16>,
-    t: Vec<(i64, i64)>,
+    t: Windows,
     count: UInt64Builder,
     sum_min_max: [Float64Builder; 3],
 }
@@ -1086,7 +1113,7 @@ impl Summaries {
     fn with_capacity(n: usize) -> Self {
         Summaries {
             parent: Vec::with_capacity(n),
-            t: Vec::with_capacity(n),
+            t: Windows::with_capacity(n),
             count: UInt64Builder::with_capacity(n),
             sum_min_max: std::array::from_fn(|_| Float64Builder::with_capacity(n)),
         }
@@ -1128,7 +1155,7 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
     }
     // NUMBER_DATA_POINTS: values as i64 bits or f64, with a flag per row; the columns
     // get null buffers only when both kinds are present.
-    let (mut parent, mut t) = (Vec::with_capacity(numbers), Vec::with_capacity(numbers));
+    let (mut parent, mut t) = (Vec::with_capacity(numbers), Windows::with_capacity(numbers));
     let (mut number_bits, mut is_double) = (
         Vec::<i64>::with_capacity(numbers),
         Vec::<bool>::with_capacity(numbers),
@@ -1196,30 +1223,28 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
     }
     // Points with attributes need ids: 0, 1, 2, … in row order, delta-encoded (a
     // first 0, then ones).
-    let common =
-        |parent: &[u16], t: &[(i64, i64)], with_ids: bool| -> (Vec<Field>, Vec<ArrayRef>) {
-            let start: Vec<i64> = t.iter().map(|w| w.0).collect();
-            let end: Vec<i64> = t.iter().map(|w| w.1).collect();
-            let mut fields = vec![
-                id_field("parent_id", DataType::UInt16, false, "delta"),
-                Field::new("start_time_unix_nano", timestamp(), true),
-                // Required by the Rust receiver; every point has one.
-                Field::new("time_unix_nano", timestamp(), false),
-            ];
-            let mut columns = vec![
-                Arc::new(UInt16Array::from(delta_u16(parent))) as ArrayRef,
-                Arc::new(TimestampNanosecondArray::from(start).with_timezone(UTC)),
-                Arc::new(TimestampNanosecondArray::from(end).with_timezone(UTC)),
-            ];
-            if with_ids {
-                fields.insert(0, id_field("id", DataType::UInt32, true, "delta"));
-                let ids = (0..parent.len()).map(|i| u32::from(i > 0));
-                columns.insert(0, Arc::new(UInt32Array::from_iter_values(ids)));
-            }
-            (fields, columns)
-        };
+    let common = |parent: &[u16], t: Windows, with_ids: bool| -> (Vec<Field>, Vec<ArrayRef>) {
+        let Windows { start, end } = t;
+        let mut fields = vec![
+            id_field("parent_id", DataType::UInt16, false, "delta"),
+            Field::new("start_time_unix_nano", timestamp(), true),
+            // Required by the Rust receiver; every point has one.
+            Field::new("time_unix_nano", timestamp(), false),
+        ];
+        let mut columns = vec![
+            Arc::new(UInt16Array::from(delta_u16(parent))) as ArrayRef,
+            Arc::new(TimestampNanosecondArray::from(start).with_timezone(UTC)),
+            Arc::new(TimestampNanosecondArray::from(end).with_timezone(UTC)),
+        ];
+        if with_ids {
+            fields.insert(0, id_field("id", DataType::UInt32, true, "delta"));
+            let ids = (0..parent.len()).map(|i| u32::from(i > 0));
+            columns.insert(0, Arc::new(UInt32Array::from_iter_values(ids)));
+        }
+        (fields, columns)
+    };
     if !parent.is_empty() {
-        let (mut fields, mut columns) = common(&parent, &t, !number_attrs.is_empty());
+        let (mut fields, mut columns) = common(&parent, t, !number_attrs.is_empty());
         let doubles = is_double.iter().filter(|d| **d).count();
         let (int_nulls, double_nulls) = if doubles == 0 || doubles == is_double.len() {
             (None, None)
@@ -1260,7 +1285,11 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
         ));
     }
     if !mmsc.parent.is_empty() {
-        let (mut fields, mut columns) = common(&mmsc.parent, &mmsc.t, !mmsc_attrs.is_empty());
+        let (mut fields, mut columns) = common(
+            &mmsc.parent,
+            std::mem::take(&mut mmsc.t),
+            !mmsc_attrs.is_empty(),
+        );
         for (name, column) in mmsc.finish() {
             fields.push(Field::new(name, column.data_type().clone(), true));
             columns.push(column);
@@ -1271,7 +1300,11 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
         ));
     }
     if !exp.parent.is_empty() {
-        let (mut fields, mut columns) = common(&exp.parent, &exp.t, !exp_attrs.is_empty());
+        let (mut fields, mut columns) = common(
+            &exp.parent,
+            std::mem::take(&mut exp.t),
+            !exp_attrs.is_empty(),
+        );
         let positive = buckets_struct(&e_pos)?;
         let negative = buckets_struct(&e_neg)?;
         for (name, column) in exp.finish().into_iter().chain([
