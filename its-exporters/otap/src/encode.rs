@@ -1223,8 +1223,7 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
     }
     // Points with attributes need ids: 0, 1, 2, … in row order, delta-encoded (a
     // first 0, then ones).
-    let common = |parent: &[u16], t: Windows, with_ids: bool| -> (Vec<Field>, Vec<ArrayRef>) {
-        let Windows { start, end } = t;
+    let common = |parent: &[u16], Windows { start, end }, with_ids: bool| {
         let mut fields = vec![
             id_field("parent_id", DataType::UInt16, false, "delta"),
             Field::new("start_time_unix_nano", timestamp(), true),
@@ -1409,6 +1408,11 @@ impl KeptAttrs {
         self.core.is_empty() && self.numa_node.is_empty()
     }
 
+    /// The integer whose [`AttrValue::leading`] sort key is `leading`.
+    fn int(leading: u64) -> i64 {
+        (leading ^ (1 << 63)) as i64
+    }
+
     /// The core's (or else the NUMA node's) value, by its sort key, for point `parent`.
     fn push(&mut self, core: bool, leading: u64, parent: u32) {
         let to = if core {
@@ -1449,7 +1453,7 @@ impl KeptAttrs {
                 });
                 previous = Some((leading, point));
                 keys.push(index);
-                ints.push((leading ^ (1 << 63)) as i64);
+                ints.push(Self::int(leading));
             }
         }
         let key = DictionaryArray::<UInt16Type>::try_new(
@@ -1460,7 +1464,7 @@ impl KeptAttrs {
             DataType::UInt32,
             Arc::new(UInt32Array::from(parent)) as ArrayRef,
         );
-        let kind = UInt8Array::from(vec![2u8; n]);
+        let kind = UInt8Array::from(vec![AttrValue::Int(0).code(); n]);
         let (mut fields, mut columns) = attrs_head(parent, Arc::new(key), &kind);
         fields.push(Field::new("int", DataType::Int64, true));
         columns.push(Arc::new(Int64Array::from(ints)));
@@ -1477,7 +1481,7 @@ impl KeptAttrs {
             rows.extend(pairs.into_iter().map(|(leading, parent)| AttrRow {
                 parent,
                 key,
-                value: AttrValue::Int((leading ^ (1 << 63)) as i64),
+                value: AttrValue::Int(Self::int(leading)),
             }));
         }
         rows
