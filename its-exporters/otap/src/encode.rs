@@ -30,7 +30,8 @@ use arrow_array::{
 use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
 use its_processors::model::{
-    Buckets, Interval, Series, Temporality, Value, leading_bytes, same_or_cmp, series_order,
+    Buckets, Identity, Interval, Series, Temporality, Value, leading_bytes, same_or_cmp,
+    series_order,
 };
 use metric_schema::{AttributeValue, AttributesDescriptor, InstrumentKind};
 
@@ -663,6 +664,20 @@ fn attribute(key: &str, value: &AttributeValue) -> usize {
         }
 }
 
+/// Each of a series' own attributes (not its kept core or NUMA node) as key and value,
+/// without allocating its set's key list.
+fn for_each_attribute<'a>(
+    identity: &'a Identity,
+    mut f: impl FnMut(&'static str, &'a AttributeValue),
+) {
+    let mut values = identity.values.iter();
+    identity.attributes.for_each_key(|key| {
+        if let Some(value) = values.next() {
+            f(key.key, value);
+        }
+    });
+}
+
 /// A generous reckoning of what `series` adds to a batch before compression: its
 /// rows in the root, point and attribute tables, its bucket counts, and the strings
 /// its dictionaries may have to carry (names, descriptions, units, attribute keys and
@@ -681,12 +696,7 @@ pub fn estimated_size(series: &Series) -> usize {
     let kept =
         KEPT * (usize::from(identity.core.is_some()) + usize::from(identity.numa_node.is_some()));
     let mut size = text(series.descriptor.name);
-    let mut values = identity.values.iter();
-    identity.attributes.for_each_key(|key| {
-        if let Some(value) = values.next() {
-            size += attribute(key.key, value);
-        }
-    });
+    for_each_attribute(identity, |key, value| size += attribute(key, value));
     for point in &series.points {
         let field = &series.descriptor.fields[usize::from(point.field)];
         size += POINT + kept + text(field.name) + text(field.brief) + text(field.unit);
@@ -784,15 +794,12 @@ fn encode_series(
         if !same_scope {
             let next = scope.map_or(Ok(0), |id| u16_id(usize::from(id) + 1, "scopes"))?;
             scope = Some(next);
-            let mut values = s.identity.values.iter();
-            s.identity.attributes.for_each_key(|k| {
-                if let Some(v) = values.next() {
-                    scope_attrs.push(AttrRow {
-                        parent: u32::from(next),
-                        key: k.key,
-                        value: AttrValue::of(v),
-                    });
-                }
+            for_each_attribute(&s.identity, |key, value| {
+                scope_attrs.push(AttrRow {
+                    parent: u32::from(next),
+                    key,
+                    value: AttrValue::of(value),
+                });
             });
         }
         previous = Some(s);
@@ -1332,13 +1339,10 @@ fn points_tables(rows: &[MetricRow<'_>]) -> Result<Vec<(PayloadType, RecordBatch
     Ok(out)
 }
 
-/// The kept `core.id` and `numa.node` of a series, as attributes of its data points
-/// (unless the set's own attributes already name them), worked out once per series.
+/// The kept `core.id` and `numa.node` of a series, as attributes of its data points,
+/// unless the set's own attributes already name them.
 #[derive(Default)]
 struct PointAttributes {
-    series: Option<*const Series>,
-    /// Whether each is the core (or the NUMA node), and its value's sort key.
-    attributes: Vec<(bool, u64)>,
     /// The last attribute set seen, and whether it names `core.id` and `numa.node`
     /// itself: a scope's rows alternate between its cores' series, which share it.
     names: Option<(*const AttributesDescriptor, [bool; 2])>,
@@ -1351,40 +1355,29 @@ impl PointAttributes {
         if identity.core.is_none() && identity.numa_node.is_none() {
             return Ok(());
         }
-        if self.series != Some(std::ptr::from_ref(series)) {
-            self.series = Some(std::ptr::from_ref(series));
-            self.attributes.clear();
-            let set = std::ptr::from_ref(identity.attributes);
-            let names = match self.names {
-                Some((last, names)) if std::ptr::eq(last, set) => names,
-                _ => {
-                    let names = [KeptAttrs::CORE, KeptAttrs::NUMA_NODE]
-                        .map(|key| identity.attributes.has_key(key));
-                    self.names = Some((set, names));
-                    names
-                }
-            };
-            for ((key, value), named) in [
-                (KeptAttrs::CORE, identity.core),
-                (KeptAttrs::NUMA_NODE, identity.numa_node),
-            ]
-            .into_iter()
-            .zip(names)
-            {
-                if let Some(v) = value
-                    && !named
-                {
-                    let leading = AttrValue::Int(i64::from(v)).leading();
-                    self.attributes.push((key == KeptAttrs::CORE, leading));
-                }
+        let set = std::ptr::from_ref(identity.attributes);
+        let names = match self.names {
+            Some((last, names)) if std::ptr::eq(last, set) => names,
+            _ => {
+                let names = [KeptAttrs::CORE, KeptAttrs::NUMA_NODE]
+                    .map(|key| identity.attributes.has_key(key));
+                self.names = Some((set, names));
+                names
             }
-        }
+        };
         let parent = u32::try_from(id).map_err(|_| EncodeError::TooManyRows {
             what: "data points",
             count: id + 1,
         })?;
-        for &(core, leading) in &self.attributes {
-            out.push(core, leading, parent);
+        for ((core, value), named) in [(true, identity.core), (false, identity.numa_node)]
+            .into_iter()
+            .zip(names)
+        {
+            if let Some(v) = value
+                && !named
+            {
+                out.push(core, AttrValue::Int(i64::from(v)).leading(), parent);
+            }
         }
         Ok(())
     }

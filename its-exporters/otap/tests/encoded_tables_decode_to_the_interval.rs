@@ -675,46 +675,39 @@ pub struct Pinned {
 
 #[test]
 fn a_kept_core_the_set_already_names_is_not_repeated_on_its_points() {
-    use its_processors::model::{Identity, Series};
-    use metric_schema::{AttributeSet, MetricSet};
+    use its_processors::model::Identity;
+    use metric_schema::AttributeSet;
     // Cores 2 and 3, NUMA node 1 kept: the pinned sets name `core.id`, not
     // `numa.node`; a set of another attribute set, on core 4, names neither.
     let who = Who {
         name: "w".into(),
         shard: 0,
     };
-    let series = [
-        (2, Pinned::DESCRIPTOR),
-        (3, Pinned::DESCRIPTOR),
-        (4, Who::DESCRIPTOR),
-    ]
-    .into_iter()
-    .map(|(core, attributes)| Series {
-        descriptor: <Kinds as MetricSet>::DESCRIPTOR,
-        identity: std::sync::Arc::new(Identity {
-            attributes,
-            values: if core < 4 {
-                vec![AttributeValue::Int(core)]
-            } else {
-                who.values()
-            },
-            core: Some(core as u32),
-            numa_node: Some(1),
+    let interval = delta_interval(
+        [
+            (2, Pinned::DESCRIPTOR),
+            (3, Pinned::DESCRIPTOR),
+            (4, Who::DESCRIPTOR),
+        ]
+        .into_iter()
+        .map(|(core, attributes)| {
+            let identity = Identity {
+                attributes,
+                values: if core < 4 {
+                    vec![AttributeValue::Int(core)]
+                } else {
+                    who.values()
+                },
+                core: Some(core as u32),
+                numa_node: Some(1),
+            };
+            let requests = Point {
+                field: 0,
+                value: Value::U64(10 + core as u64),
+            };
+            (identity, vec![requests])
         }),
-        start_unix_nanos: 0,
-        end_unix_nanos: 1,
-        points: vec![Point {
-            field: 0,
-            value: Value::U64(10 + core as u64),
-        }],
-    })
-    .collect();
-    let interval = Interval {
-        start_unix_nanos: 0,
-        end_unix_nanos: 1,
-        temporality: Temporality::Delta,
-        series,
-    };
+    );
     let tables = encode(&interval, &[]).unwrap();
     // Canonical order: `test.otap.attrs` (core 4) before `test.otap.pinned`.
     let scope = attributes(tables.get(PayloadType::ScopeAttrs).unwrap());
@@ -835,18 +828,28 @@ fn an_interval_bigger_than_a_batch_splits_between_series() {
 /// A delta interval over [0, 1] of `Kinds` series, built directly as the aggregator's
 /// model: one per `(name, points)`, its shard the series' index.
 fn model_interval(series: impl Iterator<Item = (String, Vec<Point>)>) -> Interval {
-    use its_processors::model::{Identity, Series};
-    use metric_schema::{AttributeSet, MetricSet};
+    use its_processors::model::Identity;
+    use metric_schema::AttributeSet;
+    delta_interval(series.zip(0..).map(|((name, points), i)| {
+        let identity = Identity {
+            attributes: <Who as AttributeSet>::DESCRIPTOR,
+            values: vec![AttributeValue::Str(name.into()), AttributeValue::Int(i)],
+            core: None,
+            numa_node: None,
+        };
+        (identity, points)
+    }))
+}
+
+/// A delta interval over [0, 1] of `Kinds` series, one per `(identity, points)`.
+fn delta_interval(
+    series: impl Iterator<Item = (its_processors::model::Identity, Vec<Point>)>,
+) -> Interval {
+    use metric_schema::MetricSet;
     let series = series
-        .zip(0..)
-        .map(|((name, points), i)| Series {
+        .map(|(identity, points)| its_processors::model::Series {
             descriptor: <Kinds as MetricSet>::DESCRIPTOR,
-            identity: std::sync::Arc::new(Identity {
-                attributes: <Who as AttributeSet>::DESCRIPTOR,
-                values: vec![AttributeValue::Str(name.into()), AttributeValue::Int(i)],
-                core: None,
-                numa_node: None,
-            }),
+            identity: std::sync::Arc::new(identity),
             start_unix_nanos: 0,
             end_unix_nanos: 1,
             points,
